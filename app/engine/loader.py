@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from app.engine import conditions
+from app.engine import conditions, syntax
 from app.engine.errors import RulesetError
 from app.engine.model import DateItem, IntegerItem, Item, Pack, Questionnaire, Rule
 from app.engine.result import RulesetRef, Severity
@@ -189,7 +189,7 @@ def _check_items(
                     f"not_before must name a date item, not {item.not_before!r}",
                 )
         if item.enable_when is not None:
-            conditions.parse(
+            syntax.parse(
                 item.enable_when,
                 by_id,
                 (*path, "enable_when"),
@@ -228,7 +228,7 @@ def _compile_rules(
                 ("id",),
                 f"id {rule.id!r} does not match its listing {pack.rules[index]!r} in pack.yaml",
             )
-        node = conditions.parse(
+        node = syntax.parse(
             rule.when,
             by_id,
             ("when",),
@@ -248,7 +248,7 @@ def _order_items(
     """Order items so each follows those its enable_when and not_before read; reject cycles."""
     by_id = {item_id: item for item_id, (item, _) in items.items()}
     nodes = {
-        item.id: conditions.parse(item.enable_when, by_id, (), lambda *_: None)
+        item.id: syntax.parse(item.enable_when, by_id, (), lambda *_: None)
         if item.enable_when is not None
         else None
         for item in questionnaire.items
