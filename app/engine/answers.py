@@ -41,6 +41,10 @@ class Answers:
     values: dict[str, Any]
     state: dict[str, object]
 
+    def applies(self, item_id: str) -> bool:
+        """Whether the question applies: False when its enable_when is definitely false."""
+        return self.state[item_id] is not DISABLED
+
 
 def validate_answers(ruleset: Ruleset, raw: object, *, as_of: date) -> Answers:
     """Validate an answers object; a missing or null answer is unanswered (unknown).

@@ -85,10 +85,8 @@ class Leaf:
             value = state[item]
             if value is DISABLED:
                 return 3
-            if value is MISSING:
-                return 2
-            if value is UNSURE:
-                return 4
+            if value is MISSING or value is UNSURE:
+                return 2 if value is MISSING else 4  # only yes/no/unsure items are ever unsure
             return 1 if holds(value, as_of) else 0
 
         return leaf_state
@@ -188,10 +186,8 @@ class Bounds(Leaf):
             value = state[item]
             if value is DISABLED:
                 return 3
-            if value is MISSING:
+            if value is MISSING:  # integers are never "unsure"
                 return 2
-            if value is UNSURE:
-                return 4
             return 1 if low <= value < high else 0  # type: ignore[operator]
 
         return leaf_state

@@ -9,7 +9,7 @@ from datetime import date
 from typing import NamedTuple
 
 from app.engine.answers import Answers
-from app.engine.conditions import MISSING, UNSURE, Leaf, State
+from app.engine.conditions import DISABLED, MISSING, UNSURE, Leaf, State
 from app.engine.logic import TRUE
 from app.engine.result import Decision, Evidence, Flag, Outcome, RuleStatus, Severity
 from app.engine.ruleset import Ruleset
@@ -35,12 +35,12 @@ def evaluate(ruleset: Ruleset, answers: Answers, *, as_of: date) -> Decision:
     # pack order within each.
     buckets: tuple[list[Flag], ...] = ([], [], [], [])
     for rule in ruleset.rules:
-        status, leaves, evidence = rule.resolve(state, as_of)
+        status, leaves, items, evidence = rule.resolve(state, as_of)
         statuses[rule.id] = status
         if status is _CLEAR:
             continue
         if evidence is None:
-            evidence = tuple([Evidence(leaf.item, values.get(leaf.item)) for leaf in leaves])
+            evidence = tuple([Evidence(item, values.get(item)) for item in items])
         bucket = (rule.severity is not _EXCLUDE) * 2 + (status is not _FIRED)
         buckets[bucket].append(
             Flag(
@@ -71,17 +71,21 @@ class _Explanation(NamedTuple):
 
     def render(self, title: str, status: RuleStatus) -> str:
         leaves, state, as_of = self.leaves, self.state, self.as_of
-        known = [
-            leaf.describe(state[leaf.item], as_of)
-            if leaf.truth(state, as_of) is TRUE
-            else f"not: {leaf.describe(state[leaf.item], as_of)}"
-            for leaf in leaves
-            if state[leaf.item] is not MISSING and state[leaf.item] is not UNSURE
-        ]
+        known, missing, unsure = [], [], []
+        for leaf in leaves:
+            value = state[leaf.item]
+            if value is MISSING:
+                missing.append(leaf.item)
+            elif value is UNSURE:
+                unsure.append(leaf.item)
+            elif value is DISABLED:
+                known.append(f"{leaf.item} does not apply")
+            elif leaf.truth(state, as_of) is TRUE:
+                known.append(leaf.describe(value, as_of))
+            else:
+                known.append(f"not: {leaf.describe(value, as_of)}")
         if status is _FIRED:
             return f"{title}: {'; '.join(known)}"
-        missing = [leaf.item for leaf in leaves if state[leaf.item] is MISSING]
-        unsure = [leaf.item for leaf in leaves if state[leaf.item] is UNSURE]
         gaps = ([f"not answered: {', '.join(missing)}"] if missing else []) + (
             [f'answered "unsure": {", ".join(unsure)}'] if unsure else []
         )

@@ -40,6 +40,9 @@ class _Problems(list[str]):
 def load_ruleset(path: Path | str) -> Ruleset:
     """Load and validate the rule pack in a directory.
 
+    Every file that parses is checked even when another does not, so one mistake never
+    hides the others.
+
     Args:
         path: the pack directory, holding ``pack.yaml``, the questionnaire and ``rules/``.
 
@@ -53,14 +56,14 @@ def load_ruleset(path: Path | str) -> Ruleset:
     if pack is None or pack_source is None:
         raise RulesetError(problems or [f"{root}: not a rule pack"])
     questionnaire_source = _read(root, pack.questionnaire, problems)
-    rule_sources = [_read(root, f"rules/{rule_id}.yaml", problems) for rule_id in pack.rules]
+    rule_sources: list[tuple[str | None, Source | None]] = [
+        (rule_id, _read(root, f"rules/{rule_id}.yaml", problems)) for rule_id in pack.rules
+    ]
     listed = {f"{rule_id}.yaml" for rule_id in pack.rules}
     for stray in sorted((root / "rules").glob("*.y*ml")):
         if stray.name not in listed:
             problems.append(f"rules/{stray.name}: not listed under `rules` in pack.yaml")
-    if questionnaire_source is None or any(source is None for source in rule_sources):
-        raise RulesetError(problems)
-    return _build(pack_source, questionnaire_source, [s for s in rule_sources if s], problems)
+    return _build(pack_source, questionnaire_source, rule_sources, problems)
 
 
 def ruleset_from_document(document: Mapping[str, Any]) -> Ruleset:
@@ -73,7 +76,7 @@ def ruleset_from_document(document: Mapping[str, Any]) -> Ruleset:
     return _build(
         plain_source("pack", document.get("pack")),
         plain_source("questionnaire", document.get("questionnaire")),
-        [plain_source(f"rules[{i}]", rule) for i, rule in enumerate(rules or [])],
+        [(None, plain_source(f"rules[{i}]", rule)) for i, rule in enumerate(rules or [])],
         _Problems(),
     )
 
@@ -111,27 +114,36 @@ def _model(model: type[M], source: Source, problems: _Problems) -> M | None:
 
 def _build(
     pack_source: Source,
-    questionnaire_source: Source,
-    rule_sources: list[Source],
+    questionnaire_source: Source | None,
+    rule_sources: list[tuple[str | None, Source | None]],
     problems: _Problems,
 ) -> Ruleset:
     pack = _model(Pack, pack_source, problems)
-    questionnaire = _model(Questionnaire, questionnaire_source, problems)
-    rules = [_rule_model(source, problems) for source in rule_sources]
-    if pack is None or questionnaire is None:
-        raise RulesetError(problems)
-    items = _check_items(questionnaire, questionnaire_source, problems)
-    compiled_rules = _compile_rules(pack, rules, rule_sources, items, problems)
-    tests_as_of = _date(pack.tests_as_of, pack_source, ("tests_as_of",), problems)
-    if problems or tests_as_of is None:
-        raise RulesetError(problems)
-    ordered = _order_items(questionnaire, items, questionnaire_source, problems)
-    if problems:
+    questionnaire = (
+        _model(Questionnaire, questionnaire_source, problems) if questionnaire_source else None
+    )
+    rules = [
+        (listed, source, _rule_model(source, problems) if source else None)
+        for listed, source in rule_sources
+    ]
+    items = (
+        _check_items(questionnaire, questionnaire_source, problems)
+        if questionnaire and questionnaire_source
+        else None
+    )
+    ordered = (
+        _order_items(questionnaire, items, questionnaire_source, problems)
+        if questionnaire and questionnaire_source and items is not None
+        else {}
+    )
+    compiled_rules = _compile_rules(rules, items, ordered, problems) if items is not None else []
+    tests_as_of = _date(pack.tests_as_of, pack_source, ("tests_as_of",), problems) if pack else None
+    if problems or pack is None or questionnaire is None or tests_as_of is None:
         raise RulesetError(problems)
     document = {
         "pack": pack_source.data,
-        "questionnaire": questionnaire_source.data,
-        "rules": [source.data for source in rule_sources],
+        "questionnaire": questionnaire_source.data if questionnaire_source else None,
+        "rules": [source.data for _, source in rule_sources if source],
     }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     canonical_json = canonical.encode("utf-8")
@@ -207,35 +219,39 @@ def _check_item(item: Item, path: conditions.Path, source: Source, problems: _Pr
 
 
 def _compile_rules(
-    pack: Pack,
-    rules: list[Rule | None],
-    sources: list[Source],
+    rules: list[tuple[str | None, Source | None, Rule | None]],
     items: dict[str, tuple[Item, conditions.Path]],
+    ordered: dict[str, CompiledItem],
     problems: _Problems,
 ) -> list[CompiledRule]:
     by_id = {item_id: item for item_id, (item, _) in items.items()}
+    # For each item with an enable_when, the items it reads: the evidence when it is disabled.
+    controllers = {
+        item_id: tuple(dict.fromkeys(compiled.enable_when.item_ids()))
+        for item_id, compiled in ordered.items()
+        if compiled.enable_when is not None
+    }
     compiled: list[CompiledRule] = []
     seen: set[str] = set()
-    for index, (rule, source) in enumerate(zip(rules, sources, strict=True)):
+    for index, (listed, source, rule) in enumerate(rules):
+        if source is None:
+            continue
+        report = functools.partial(problems.add, source)
         if rule is None:
+            # The rule's own keys are wrong; still check its condition, if it has one.
+            if isinstance(source.data, dict) and "when" in source.data:
+                syntax.parse(source.data["when"], by_id, ("when",), report)
             continue
         if rule.id in seen:
             problems.add(source, ("id",), f"duplicate rule id {rule.id!r}")
         seen.add(rule.id)
-        if index < len(pack.rules) and rule.id != pack.rules[index]:
-            problems.add(
-                source,
-                ("id",),
-                f"id {rule.id!r} does not match its listing {pack.rules[index]!r} in pack.yaml",
-            )
-        node = syntax.parse(
-            rule.when,
-            by_id,
-            ("when",),
-            functools.partial(problems.add, source),
-        )
+        if listed is not None and rule.id != listed:
+            message = f"id {rule.id!r} does not match its listing {listed!r} in pack.yaml"
+            problems.add(source, ("id",), message)
+        node = syntax.parse(rule.when, by_id, ("when",), report)
         if node is not None:
-            compiled.append(CompiledRule(rule, index, Severity(rule.severity), node))
+            severity = Severity(rule.severity)
+            compiled.append(CompiledRule(rule, index, severity, node, controllers))
     return compiled
 
 

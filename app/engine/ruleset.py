@@ -1,6 +1,6 @@
 """A loaded rule pack: the questionnaire and rules with their conditions compiled once."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
@@ -34,6 +34,7 @@ class CompiledRule:
     index: int
     severity: Severity
     node: Node
+    controllers: Mapping[str, tuple[str, ...]]
     id: str = field(init=False)
     title: str = field(init=False)
     states: Callable[[State, date], tuple[int, ...]] = field(init=False)
@@ -58,21 +59,30 @@ class CompiledRule:
 
     def _explain(self, state: State, as_of: date) -> "Resolution":
         truth, leaves = self.node.explain(state, as_of)
-        unique: dict[str, Leaf] = {}
+        first_per_item: dict[str, Leaf] = {}
         for leaf in leaves:
-            if leaf.item not in unique and state[leaf.item] is not DISABLED:
-                unique[leaf.item] = leaf
-        deciding = tuple(unique.values())
-        # Unanswered and unsure leaves have a fixed answer (null, "unsure"): when only they
-        # decide, the evidence is the same for every answer set with these leaf states.
+            first_per_item.setdefault(leaf.item, leaf)
+        deciding = tuple(first_per_item.values())
+        # A question that does not apply is never evidence itself; the answers that made it
+        # not apply are (e.g. sex_at_birth for pregnant), so a rule that fires through a
+        # `not` on a disabled question still names what decided it.
+        items: dict[str, None] = {}
+        for leaf in deciding:
+            if state[leaf.item] is not DISABLED:
+                items[leaf.item] = None
+                continue
+            for controller in self.controllers.get(leaf.item, ()):
+                if state[controller] is not DISABLED:
+                    items[controller] = None
         evidence = None
-        if all(state[leaf.item] is MISSING or state[leaf.item] is UNSURE for leaf in deciding):
+        if all(state[item] is MISSING or state[item] is UNSURE for item in items):
+            # Unanswered and unsure items have a fixed answer (null, "unsure"): the evidence
+            # is then the same for every answer set with these leaf states.
             evidence = tuple(
-                Evidence(leaf.item, None if state[leaf.item] is MISSING else "unsure")
-                for leaf in deciding
+                Evidence(item, None if state[item] is MISSING else "unsure") for item in items
             )
         status = {TRUE: RuleStatus.fired, FALSE: RuleStatus.clear}.get(truth, RuleStatus.unknown)
-        return Resolution(status, deciding, evidence)
+        return Resolution(status, deciding, tuple(items), evidence)
 
 
 _MEMO_LIMIT = 4096
@@ -91,10 +101,16 @@ def _vector(leaf_states: tuple[LeafState, ...]) -> Callable[[State, date], tuple
 
 
 class Resolution(NamedTuple):
-    """A rule's status, deciding leaves, and its evidence when the leaf states alone fix it."""
+    """A rule's status, what decided it, and its evidence when the leaf states alone fix it.
+
+    ``leaves`` are the deciding comparisons (for the reason text), ``items`` the evidence
+    items: the deciding items that apply, and for those that do not, the answers that
+    disabled them.
+    """
 
     status: RuleStatus
     leaves: tuple[Leaf, ...]
+    items: tuple[str, ...]
     evidence: tuple[Evidence, ...] | None
 
 
