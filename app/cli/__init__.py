@@ -2,7 +2,7 @@
 
 import typer
 
-from app.cli import audit, evaluate, keys, rules
+from app.cli import apikey, audit, db, evaluate, form, keys, rules, serve, user
 
 app = typer.Typer(
     name="screening",
@@ -14,6 +14,11 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
 app.command("evaluate")(evaluate.evaluate)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(apikey.app, name="apikey")
+app.add_typer(user.app, name="user")
+app.add_typer(form.app, name="form")
 
 
 def main() -> None:

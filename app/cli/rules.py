@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from app.engine import CaseReport, Ruleset, RulesetError, load_ruleset, run_tests
+from app.engine.translations import check_translations, load_translations
 from app.settings import get_settings
 
 app = typer.Typer(help="Check rule packs.", no_args_is_help=True)
@@ -24,6 +25,7 @@ def check(
     path = directory if directory is not None else get_settings().rules_path
     try:
         ruleset = load_ruleset(path)
+        translations = check_translations(ruleset.questionnaire, load_translations(path))
     except RulesetError as error:
         if as_json:
             typer.echo(json.dumps({"ok": False, "problems": error.problems}, indent=2))
@@ -32,10 +34,12 @@ def check(
         typer.echo(f"{path}: invalid rule pack ({len(error.problems)} problem(s))", err=True)
         raise typer.Exit(1) from None
     report = run_tests(ruleset)
-    typer.echo(
-        json.dumps(_as_dict(ruleset, report), indent=2) if as_json else _summary(ruleset, report)
-    )
-    if not report.ok:
+    lines = [str(problem) for problem in translations]
+    body = _as_dict(ruleset, report) | {"ok": report.ok and not lines, "translations": lines}
+    typer.echo(json.dumps(body, indent=2) if as_json else _summary(ruleset, report))
+    for line in lines:
+        typer.echo(f"TRANSLATION {line}", err=as_json)
+    if not report.ok or translations:
         raise typer.Exit(1)
 
 

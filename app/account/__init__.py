@@ -1,0 +1,1 @@
+"""Physicians and clinic admins: users, passwords, sign-in, sessions and personal tokens."""

@@ -1,0 +1,471 @@
+"""Users of a clinic: create them, sign them in (lockout, TOTP), and issue personal tokens.
+
+Contracts: functions take the caller's session and never commit. Every account change and
+every sign-in attempt is an audit event (no email, password or code in it). A failed sign-in
+is *returned*, not raised, so the caller's transaction commits the failure count.
+"""
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.account import password as passwords
+from app.apikey import service as apikey_service
+from app.audit import service as audit_service
+from app.crypto import KeyRing, field_aad
+from app.db.models import (
+    ActorType,
+    ApiKey,
+    AuditOutcome,
+    Clinic,
+    LoginFailure,
+    Role,
+    UserAccount,
+    WebSession,
+)
+from app.errors import Conflict, Forbidden, NotFound, ProblemItem, ValidationFailed
+
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+LOCKOUT = timedelta(minutes=15)
+# One message for a wrong email, a wrong password, a wrong code and a disabled account, and
+# one for a lockout that unknown emails get too: neither reveals whether an account exists.
+BAD_CREDENTIALS = "The email address, password or code is not correct."
+LOCKED = (
+    "Too many unsuccessful attempts. For your security, signing in with this email address "
+    "is paused for 15 minutes."
+)
+PERSONAL_TOKEN_SCOPES = (apikey_service.SCREENINGS_READ,)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A signed-in user: who, which clinic, which role."""
+
+    user_id: uuid.UUID
+    clinic_id: uuid.UUID
+    role: Role
+    display_name: str
+    email: str
+
+    @property
+    def is_physician(self) -> bool:
+        """Whether this user may sign off screenings."""
+        return self.role is Role.physician
+
+    @property
+    def actor(self) -> audit_service.Actor:
+        """The audit actor of this user."""
+        return audit_service.Actor(ActorType.user, str(self.user_id))
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedUser:
+    """A new user; ``password`` is the generated one-time password (None if one was given)."""
+
+    user_id: uuid.UUID
+    clinic_id: uuid.UUID
+    password: str | None
+    is_new_clinic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """A change-password form: the current password, the new one and its confirmation."""
+
+    current: str
+    new: str
+    confirm: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignInResult:
+    """The outcome of a sign-in attempt: a principal, or a message safe to show anyone.
+
+    ``must_change_password``: the user signed in with a one-time password and must choose
+    their own before doing anything else.
+    """
+
+    principal: Principal | None
+    message: str = ""
+    must_change_password: bool = False
+
+
+def normalize_email(email: str) -> str:
+    """Lower-cased, trimmed email; ValidationFailed if it does not look like one."""
+    email = email.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise ValidationFailed(
+            "The email address is not valid.",
+            errors=[ProblemItem("invalid_email", "Enter an email address.", parameter="email")],
+        )
+    return email
+
+
+def principal_of(user: UserAccount) -> Principal:
+    """The principal of a user row."""
+    return Principal(user.id, user.clinic_id, user.role, user.display_name, user.email)
+
+
+def _get_or_create_clinic(
+    session: Session, name: str, actor: audit_service.Actor, now: datetime, *, is_creating: bool
+) -> tuple[Clinic, bool]:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("The clinic name must not be empty.")
+    clinic = session.scalars(select(Clinic).where(Clinic.name == name)).one_or_none()
+    if clinic is not None:
+        return clinic, False
+    if not is_creating:
+        raise NotFound(
+            f"There is no clinic named {name!r}. Check the spelling; a new clinic is created "
+            "with `screening apikey create --clinic NAME`."
+        )
+    clinic = Clinic(id=uuid.uuid4(), name=name, form_origins=[], created_at=now)
+    session.add(clinic)
+    session.flush()
+    audit_service.append(
+        session,
+        action="clinic.created",
+        actor=actor,
+        clinic_id=clinic.id,
+        target_type="clinic",
+        target_id=clinic.id,
+    )
+    return clinic, True
+
+
+def create_user(
+    session: Session,
+    *,
+    clinic_name: str,
+    email: str,
+    role: Role,
+    actor: audit_service.Actor,
+    now: datetime,
+    display_name: str | None = None,
+    password: str | None = None,
+    create_clinic: bool = False,
+) -> CreatedUser:
+    """Create a user of an existing clinic; generate a one-time password unless given.
+
+    A generated password must be changed at the first sign-in. ``create_clinic`` creates
+    the clinic if it does not exist (bootstrap and tests); otherwise an unknown clinic is
+    NotFound, so a typo cannot put a physician into a new, empty clinic. Raises
+    ValidationFailed (bad email, short password) or Conflict (email taken).
+    """
+    email = normalize_email(email)
+    if password is not None and len(password) < passwords.MIN_LENGTH:
+        raise ValidationFailed(
+            f"The password must have at least {passwords.MIN_LENGTH} characters."
+        )
+    if session.scalars(select(UserAccount.id).where(UserAccount.email == email)).first():
+        raise Conflict("A user with this email address already exists.")
+    clinic, is_new_clinic = _get_or_create_clinic(
+        session, clinic_name, actor, now, is_creating=create_clinic
+    )
+    generated = passwords.generate_password() if password is None else None
+    user = UserAccount(
+        id=uuid.uuid4(),
+        clinic_id=clinic.id,
+        email=email,
+        display_name=display_name or email.split("@")[0],
+        role=role,
+        password_hash=passwords.hash_password(password or generated or ""),
+        must_change_password=generated is not None,
+        created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    audit_service.append(
+        session,
+        action="user.created",
+        actor=actor,
+        clinic_id=clinic.id,
+        target_type="user",
+        target_id=user.id,
+        detail={"role": role.value},
+    )
+    return CreatedUser(user.id, clinic.id, generated, is_new_clinic)
+
+
+def _user_by_email(session: Session, email: str) -> UserAccount | None:
+    return session.scalars(select(UserAccount).where(UserAccount.email == email)).one_or_none()
+
+
+def _email_hash(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def sign_in(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    totp_code: str,
+    keyring: KeyRing,
+    now: datetime,
+    request_id: str | None = None,
+) -> SignInResult:
+    """Check the credentials, counting failures per email whether or not the account exists.
+
+    After ``MAX_FAILURES`` failures within ``FAILURE_WINDOW`` the email is locked for
+    ``LOCKOUT``; while locked even the right password is refused.
+    """
+    key = _email_hash(email)
+    record = session.get(LoginFailure, key)
+    if record is not None and record.locked_until is not None and record.locked_until > now:
+        _audit_failure(session, None, "locked", request_id)
+        return SignInResult(None, LOCKED)
+    user = _user_by_email(session, email.strip().lower())
+    usable_hash = None if user is None or user.disabled_at is not None else user.password_hash
+    is_ok = passwords.verify_password(usable_hash, password)
+    if is_ok and user is not None and not _second_factor_ok(session, user, totp_code, keyring, now):
+        is_ok = False
+    if not is_ok or user is None:
+        return _fail(session, key, record, user, now, request_id)
+    if record is not None:
+        session.delete(record)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    principal = principal_of(user)
+    audit_service.append(
+        session,
+        action="user.signed_in",
+        actor=principal.actor,
+        clinic_id=user.clinic_id,
+        target_type="user",
+        target_id=user.id,
+        request_id=request_id,
+    )
+    return SignInResult(principal, must_change_password=user.must_change_password)
+
+
+def _second_factor_ok(
+    session: Session, user: UserAccount, code: str, keyring: KeyRing, now: datetime
+) -> bool:
+    """Check the code and remember its time step, so the same code cannot sign in again."""
+    clinic = session.get_one(Clinic, user.clinic_id)
+    if user.totp_secret_ct is None or user.totp_key_id is None:
+        return not clinic.require_totp
+    # Lock the row: two sign-ins racing with one code must not both see the old step.
+    session.refresh(user, with_for_update=True)
+    secret = keyring.decrypt(
+        user.totp_key_id, user.totp_secret_ct, field_aad("user_account", "totp_secret_ct", user.id)
+    ).decode()
+    step = passwords.accepted_totp_step(secret, code, now=now, after=user.totp_last_step)
+    if step is None:
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def _fail(
+    session: Session,
+    key: str,
+    record: LoginFailure | None,
+    user: UserAccount | None,
+    now: datetime,
+    request_id: str | None,
+) -> SignInResult:
+    if record is None:
+        record = LoginFailure(email_hash=key, failures=0, window_started_at=now)
+        session.add(record)
+    elif record.window_started_at + FAILURE_WINDOW < now:
+        record.failures, record.window_started_at, record.locked_until = 0, now, None
+    record.failures += 1
+    is_locked = record.failures >= MAX_FAILURES
+    if is_locked:
+        record.locked_until = now + LOCKOUT
+    _audit_failure(session, user, "locked_out" if is_locked else "bad_credentials", request_id)
+    return SignInResult(None, LOCKED if is_locked else BAD_CREDENTIALS)
+
+
+def _audit_failure(
+    session: Session, user: UserAccount | None, reason: str, request_id: str | None
+) -> None:
+    audit_service.append(
+        session,
+        action="user.sign_in_failed",
+        actor=audit_service.Actor(ActorType.user, None if user is None else str(user.id)),
+        clinic_id=None if user is None else user.clinic_id,
+        target_type="user",
+        target_id=None if user is None else user.id,
+        outcome=AuditOutcome.denied,
+        request_id=request_id,
+        detail={"reason": reason},
+    )
+
+
+def create_token(session: Session, *, email: str, actor: audit_service.Actor, now: datetime) -> str:
+    """Create a personal API token acting as this user; return the plaintext (shown once).
+
+    Raises NotFound for an unknown or disabled user.
+    """
+    user = _user_by_email(session, normalize_email(email))
+    if user is None or user.disabled_at is not None:
+        raise NotFound("No active user with this email address.")
+    token = apikey_service.KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        id=uuid.uuid4(),
+        clinic_id=user.clinic_id,
+        name="personal token",
+        key_hash=apikey_service.hash_key(token),
+        scopes=list(PERSONAL_TOKEN_SCOPES),
+        created_at=now,
+        user_id=user.id,
+    )
+    session.add(row)
+    session.flush()
+    audit_service.append(
+        session,
+        action="apikey.created",
+        actor=actor,
+        clinic_id=user.clinic_id,
+        target_type="api_key",
+        target_id=row.id,
+        detail={"scopes": row.scopes, "user_id": str(user.id)},
+    )
+    return token
+
+
+def token_principal(session: Session, *, token: str) -> Principal | None:
+    """The user a personal token acts as; None if unknown or revoked.
+
+    Raises Forbidden for a clinic intake key (a key that belongs to no user).
+    """
+    row = session.scalars(
+        select(ApiKey).where(
+            ApiKey.key_hash == apikey_service.hash_key(token), ApiKey.revoked_at.is_(None)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.user_id is None:
+        raise Forbidden("Only a physician can do this: use a personal token or sign in.")
+    user = session.get(UserAccount, row.user_id)
+    if user is None or user.disabled_at is not None:
+        return None
+    return principal_of(user)
+
+
+def enroll_totp(
+    session: Session, *, email: str, keyring: KeyRing, actor: audit_service.Actor
+) -> str:
+    """Give the user a new TOTP secret (stored encrypted); return its ``otpauth://`` URI."""
+    user = _user_by_email(session, normalize_email(email))
+    if user is None:
+        raise NotFound("No user with this email address.")
+    secret = passwords.generate_totp_secret()
+    aad = field_aad("user_account", "totp_secret_ct", user.id)
+    user.totp_key_id, user.totp_secret_ct = keyring.encrypt(secret.encode(), aad)
+    user.totp_last_step = None  # steps of the old secret say nothing about the new one
+    clinic = session.get_one(Clinic, user.clinic_id)
+    audit_service.append(
+        session,
+        action="user.totp_enrolled",
+        actor=actor,
+        clinic_id=user.clinic_id,
+        target_type="user",
+        target_id=user.id,
+    )
+    return passwords.totp_uri(secret, email=user.email, issuer=clinic.name)
+
+
+def require_totp(
+    session: Session, *, clinic_name: str, is_required: bool, actor: audit_service.Actor
+) -> None:
+    """Require (or stop requiring) a second factor for every user of a clinic."""
+    clinic = session.scalars(select(Clinic).where(Clinic.name == clinic_name)).one_or_none()
+    if clinic is None:
+        raise NotFound("No clinic with this name.")
+    clinic.require_totp = is_required
+    audit_service.append(
+        session,
+        action="clinic.totp_required" if is_required else "clinic.totp_not_required",
+        actor=actor,
+        clinic_id=clinic.id,
+        target_type="clinic",
+        target_id=clinic.id,
+    )
+
+
+def change_password(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    change: PasswordChange,
+    keep_session: str,
+    now: datetime,
+    request_id: str | None = None,
+) -> None:
+    """Replace the user's password (argon2id) and end their other sessions; audit it.
+
+    The new password must have ``MIN_LENGTH`` characters, differ from the current one and
+    match its confirmation; the current one must be right. Raises ValidationFailed listing
+    every problem (nothing is changed). Clears ``must_change_password``.
+    """
+    user = session.get_one(UserAccount, user_id)
+    problems = _password_change_problems(user, change)
+    if problems:
+        raise ValidationFailed("The password was not changed.", errors=problems)
+    user.password_hash = passwords.hash_password(change.new)
+    user.must_change_password = False
+    others = select(WebSession).where(
+        WebSession.user_id == user.id,
+        WebSession.ended_at.is_(None),
+        WebSession.token_hash != keep_session,
+    )
+    for other in session.scalars(others):
+        other.ended_at = now
+    audit_service.append(
+        session,
+        action="user.password_changed",
+        actor=audit_service.Actor(ActorType.user, str(user.id)),
+        clinic_id=user.clinic_id,
+        target_type="user",
+        target_id=user.id,
+        request_id=request_id,
+    )
+
+
+def _password_change_problems(user: UserAccount, change: PasswordChange) -> list[ProblemItem]:
+    problems = []
+    if not passwords.verify_password(user.password_hash, change.current):
+        problems.append(
+            ProblemItem(
+                "wrong_password", "Your current password is not correct.", pointer="#/current"
+            )
+        )
+    if len(change.new) < passwords.MIN_LENGTH:
+        problems.append(
+            ProblemItem(
+                "password_too_short",
+                f"Choose a new password with at least {passwords.MIN_LENGTH} characters.",
+                pointer="#/new",
+            )
+        )
+    elif passwords.verify_password(user.password_hash, change.new):
+        problems.append(
+            ProblemItem(
+                "password_unchanged",
+                "Choose a new password that is different from your current one.",
+                pointer="#/new",
+            )
+        )
+    if change.confirm != change.new:
+        problems.append(
+            ProblemItem(
+                "password_mismatch",
+                "Type the same new password in both boxes.",
+                pointer="#/confirm",
+            )
+        )
+    return problems

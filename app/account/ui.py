@@ -1,0 +1,148 @@
+"""Sign-in, sign-out and change-password pages (server-rendered, no JavaScript)."""
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.account import service as account_service
+from app.account import sessions
+from app.account.schemas import ChangePasswordForm, SignInForm, SignOutForm
+from app.deps import ClockDep, KeyRingDep, RequestIdDep, SessionDep, SignedInDep, session_cookie
+from app.errors import ValidationFailed
+from app.html import (
+    CHANGE_PASSWORD_PATH,
+    forbidden,
+    is_same_origin,
+    is_valid_form,
+    render,
+    safe_next,
+)
+
+router = APIRouter(include_in_schema=False)
+NextQuery = Annotated[str, Query(alias="next", max_length=2000)]
+SIGNED_OUT = "You have signed out."
+EXPIRED = (
+    "Your session has ended: for your security you are signed out after 15 minutes without "
+    "activity. Sign in again to continue."
+)
+MUST_CHANGE = "You signed in with a one-time password. Choose your own password to continue."
+_PASSWORD_FIELDS = {"#/current": "current_password", "#/new": "new_password"}
+
+
+@router.get("/sign-in")
+def sign_in_page(
+    request: Request, next_path: NextQuery = "", signed_out: bool = False, expired: bool = False
+) -> Response:
+    """The sign-in form (with a notice after signing out or when the session ended)."""
+    notice = SIGNED_OUT if signed_out else EXPIRED if expired else ""
+    return render(request, "sign_in.html", {"next": safe_next(next_path), "notice": notice})
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    form: Annotated[SignInForm, Form()],
+    session: SessionDep,
+    keyring: KeyRingDep,
+    clock: ClockDep,
+    request_id: RequestIdDep,
+) -> Response:
+    """Check the credentials; start a new session and go on (via a one-time password change)."""
+    if not is_same_origin(request):
+        return forbidden(request)
+    result = sessions.sign_in(
+        session,
+        email=form.email,
+        password=form.password,
+        totp_code=form.code,
+        keyring=keyring,
+        now=clock.now(),
+        request_id=request_id,
+    )
+    if result.token is None:
+        context = {"next": safe_next(form.next), "error": result.message, "email": form.email}
+        return render(request, "sign_in.html", context, 429 if result.is_locked else 400)
+    target = safe_next(form.next)
+    if result.must_change_password:
+        target = f"{CHANGE_PASSWORD_PATH}?next={quote(target, safe='')}"
+    return _with_cookie(request, RedirectResponse(target, status_code=303), result.token)
+
+
+def _with_cookie(request: Request, response: Response, token: str) -> Response:
+    name, is_secure = session_cookie(request)
+    # No Max-Age: the cookie dies with the browser; the server enforces idle and absolute limits.
+    response.set_cookie(name, token, httponly=True, secure=is_secure, samesite="lax", path="/")
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(
+    request: Request,
+    form: Annotated[SignOutForm, Form()],
+    web_user: SignedInDep,
+    session: SessionDep,
+    clock: ClockDep,
+    request_id: RequestIdDep,
+) -> Response:
+    """End the session on the server and clear the cookie."""
+    if not is_valid_form(request, web_user, form.csrf_token):
+        return forbidden(request)
+    sessions.end(session, web_user=web_user, now=clock.now(), request_id=request_id)
+    response = RedirectResponse("/sign-in?signed_out=true", status_code=303)
+    name, is_secure = session_cookie(request)
+    response.delete_cookie(name, path="/", secure=is_secure, httponly=True, samesite="lax")
+    return response
+
+
+@router.get(CHANGE_PASSWORD_PATH)
+def change_password_page(
+    request: Request, web_user: SignedInDep, next_path: NextQuery = ""
+) -> Response:
+    """The change-password form (where a one-time password sends its user first)."""
+    return _password_page(request, web_user, safe_next(next_path))
+
+
+@router.post(CHANGE_PASSWORD_PATH)
+def change_password(
+    request: Request,
+    form: Annotated[ChangePasswordForm, Form()],
+    web_user: SignedInDep,
+    session: SessionDep,
+    clock: ClockDep,
+    request_id: RequestIdDep,
+) -> Response:
+    """Set a new password (this session stays signed in, others end); then go on."""
+    if not is_valid_form(request, web_user, form.csrf_token):
+        return forbidden(request)
+    change = account_service.PasswordChange(
+        form.current_password, form.new_password, form.confirm_password
+    )
+    try:
+        sessions.change_password(
+            session, web_user=web_user, change=change, now=clock.now(), request_id=request_id
+        )
+    except ValidationFailed as invalid:
+        return _password_page(request, web_user, safe_next(form.next), invalid)
+    return RedirectResponse(safe_next(form.next), status_code=303)
+
+
+def _password_page(
+    request: Request,
+    web_user: sessions.WebUser,
+    next_path: str,
+    invalid: ValidationFailed | None = None,
+) -> Response:
+    items = [
+        (_PASSWORD_FIELDS.get(e.pointer or "", "confirm_password"), e.message)
+        for e in (invalid.errors if invalid else [])
+    ]
+    context = {
+        "web_user": web_user,
+        "next": next_path,
+        "notice": MUST_CHANGE if web_user.must_change_password else "",
+        "errors": dict(items),
+        "error_list": items,
+    }
+    return render(request, "change_password.html", context, 422 if invalid else 200)

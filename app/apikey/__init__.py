@@ -1,0 +1,1 @@
+"""API keys: one clinic each, scoped, stored only as a hash."""

@@ -1,0 +1,132 @@
+"""Create (plaintext shown once), authenticate and look up API keys.
+
+A key is ``sk_`` followed by 43 URL-safe characters (256 random bits). Only its sha256 is
+stored: the key is high-entropy, so a slow password hash would add latency to every request
+without adding safety.
+"""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit_service
+from app.db.models import ActorType, ApiKey, Clinic
+from app.errors import ValidationFailed
+
+KEY_PREFIX = "sk_"
+SCREENINGS_READ = "screenings:read"
+SCREENINGS_WRITE = "screenings:write"
+INVITATIONS_WRITE = "invitations:write"
+AUDIT_READ = "audit:read"
+SCOPES = (SCREENINGS_READ, SCREENINGS_WRITE, INVITATIONS_WRITE, AUDIT_READ)
+# Everything intake software needs (DESIGN.md, `apikey create`); reading the clinic's audit
+# trail is a compliance task, granted only on request (least privilege).
+DEFAULT_SCOPES = (SCREENINGS_READ, SCREENINGS_WRITE, INVITATIONS_WRITE)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An authenticated API caller: its key, its clinic and what it may do."""
+
+    api_key_id: uuid.UUID
+    clinic_id: uuid.UUID
+    scopes: frozenset[str]
+
+    @property
+    def actor(self) -> audit_service.Actor:
+        """The audit actor of this key."""
+        return audit_service.Actor(ActorType.api_key, str(self.api_key_id))
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A new key; ``key`` is the only copy of the plaintext."""
+
+    key: str
+    api_key_id: uuid.UUID
+    clinic_id: uuid.UUID
+    is_new_clinic: bool
+
+
+def hash_key(key: str) -> str:
+    """Return the stored form of a key: its sha256 hex digest."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create(
+    session: Session,
+    *,
+    clinic_name: str,
+    scopes: tuple[str, ...] = DEFAULT_SCOPES,
+    name: str = "default",
+    actor: audit_service.Actor,
+    now: datetime,
+) -> CreatedKey:
+    """Create a key for ``clinic_name``, creating the clinic if it does not exist.
+
+    Writes the clinic (if new), the key and their audit events. Raises ValidationFailed on
+    an unknown scope or an empty clinic name.
+    """
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValidationFailed(f"unknown scope(s): {', '.join(unknown) or '(none given)'}")
+    clinic_name = clinic_name.strip()
+    if not clinic_name:
+        raise ValidationFailed("the clinic name must not be empty")
+    clinic = session.scalars(select(Clinic).where(Clinic.name == clinic_name)).one_or_none()
+    is_new_clinic = clinic is None
+    if clinic is None:
+        clinic = Clinic(id=uuid.uuid4(), name=clinic_name, form_origins=[], created_at=now)
+        session.add(clinic)
+        session.flush()
+        audit_service.append(
+            session,
+            action="clinic.created",
+            actor=actor,
+            clinic_id=clinic.id,
+            target_type="clinic",
+            target_id=str(clinic.id),
+        )
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey(
+        id=uuid.uuid4(),
+        clinic_id=clinic.id,
+        name=name,
+        key_hash=hash_key(key),
+        scopes=list(dict.fromkeys(scopes)),
+        created_at=now,
+    )
+    session.add(api_key)
+    session.flush()
+    audit_service.append(
+        session,
+        action="apikey.created",
+        actor=actor,
+        clinic_id=clinic.id,
+        target_type="api_key",
+        target_id=str(api_key.id),
+        detail={"scopes": api_key.scopes},
+    )
+    return CreatedKey(key, api_key.id, clinic.id, is_new_clinic)
+
+
+def authenticate(session: Session, *, key: str) -> Client | None:
+    """Return the client a key belongs to, or None if it is unknown or revoked."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    row = session.scalars(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    ).one_or_none()
+    if row is None:
+        return None
+    return Client(row.id, row.clinic_id, frozenset(row.scopes))
+
+
+def has_clinics(session: Session) -> bool:
+    """Whether any clinic exists (the dev first run creates a demo clinic when none does)."""
+    return bool(session.scalar(select(exists().where(Clinic.id.is_not(None)))))

@@ -1,0 +1,180 @@
+"""Canonical JSON and the hashes of the audit chain (pure: no I/O, no clock).
+
+Canonical form (the bytes every hash in the audit trail is computed over):
+
+- UTF-8, ``ensure_ascii=False``, no insignificant whitespace, object keys sorted;
+- object keys must be strings (``{1: ...}`` and ``{"1": ...}`` would otherwise collide and
+  sort differently once stored as JSON and read back);
+- aware datetimes in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fractional digits, so
+  a value read back from either database renders identically); naive datetimes are refused;
+- dates as ``YYYY-MM-DD``; UUIDs in their hyphenated lowercase form; tuples as lists;
+- NaN and infinities are refused.
+
+Hashes are lowercase sha256 hex. The chain hash is
+``sha256(bytes.fromhex(prev_hash) || dumps(fields))``; the genesis ``prev_hash`` is
+:data:`GENESIS_HASH` (64 zeros). The event's ``seq`` is one of the hashed fields, so a row
+moved to another position no longer matches its hash.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+__all__ = [
+    "GENESIS_HASH",
+    "chain_hash",
+    "digest",
+    "dumps",
+    "format_datetime",
+    "screening_content",
+    "screening_content_digest",
+]
+
+GENESIS_HASH = "0" * 64
+
+
+def format_datetime(value: datetime) -> str:
+    """Render an aware datetime as canonical UTC ``...ffffffZ``.
+
+    Raises:
+        ValueError: If ``value`` is naive.
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("canonical JSON refuses naive datetimes")
+    if offset:
+        value = value.astimezone(UTC)
+    # isoformat is C-fast; hashing a million events formats a million datetimes.
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _default(value: object) -> str:
+    # json calls this only for values it cannot encode itself.
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"canonical JSON cannot encode {type(value).__name__}")
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _check_keys(value: object) -> None:
+    # Walk containers only (json.dumps encodes dicts, lists and tuples, never other Mappings);
+    # this runs once per hashed event, so scalars must cost no more than one isinstance.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"canonical JSON object keys must be str, not {type(key).__name__}")
+            if isinstance(item, _CONTAINERS):
+                _check_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, _CONTAINERS):
+                _check_keys(item)
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_default,
+)
+
+
+def dumps(obj: object) -> bytes:
+    """Serialize ``obj`` to canonical JSON bytes.
+
+    Raises:
+        TypeError: On a value with no canonical form (sets, bytes, non-str keys, ...).
+        ValueError: On NaN, infinity, a naive datetime or a lone surrogate.
+    """
+    _check_keys(obj)
+    return _ENCODER.encode(obj).encode("utf-8")
+
+
+def digest(obj: object) -> str:
+    """Return the sha256 hex digest of ``dumps(obj)``."""
+    return hashlib.sha256(dumps(obj)).hexdigest()
+
+
+def chain_hash(prev_hash: str, fields: Mapping[str, Any], *, checked: bool = True) -> str:
+    """Return ``sha256(bytes.fromhex(prev_hash) || dumps(fields))`` as hex.
+
+    Args:
+        prev_hash: The previous event's hash (64 hex characters), or :data:`GENESIS_HASH`.
+        fields: Every hashed field of the event, ``seq`` included, ``hash`` excluded.
+        checked: ``False`` skips the object-key check of :func:`dumps` (the bytes are the
+            same; only the refusal of non-str keys is skipped). The verifier passes ``False``
+            for values read back from JSON columns, whose keys are always strings.
+
+    Raises:
+        ValueError: If ``prev_hash`` is not 64 hex characters.
+    """
+    if len(prev_hash) != 64:
+        raise ValueError("prev_hash must be 64 hex characters")
+    if checked:
+        _check_keys(fields)
+    payload = _ENCODER.encode(fields).encode("utf-8")
+    return hashlib.sha256(bytes.fromhex(prev_hash) + payload).hexdigest()
+
+
+def screening_content(
+    *,
+    clinic_id: uuid.UUID | str,
+    as_of: date,
+    decision: str,
+    rule_pack_sha256: str,
+    subject: object,
+    answers: object,
+    result: object,
+) -> dict[str, object]:
+    """Return the content of a stored screening that its audit digest covers.
+
+    ``subject``, ``answers`` and ``result`` are the decrypted JSON values (as parsed from the
+    stored plaintext), never the ciphertexts, so key rotation leaves the digest unchanged.
+    """
+    return {
+        "clinic_id": str(clinic_id),
+        "as_of": as_of.isoformat(),
+        "decision": str(decision),
+        "rule_pack_sha256": rule_pack_sha256,
+        "subject": subject,
+        "answers": answers,
+        "result": result,
+    }
+
+
+def screening_content_digest(
+    *,
+    clinic_id: uuid.UUID | str,
+    as_of: date,
+    decision: str,
+    rule_pack_sha256: str,
+    subject: object,
+    answers: object,
+    result: object,
+) -> str:
+    """Return the ``target_sha256`` of a screening: ``digest(screening_content(...))``.
+
+    The screening service passes this as ``target_sha256`` on every audit event about a
+    screening; ``screening audit verify`` recomputes it from the decrypted stored row.
+    """
+    return digest(
+        screening_content(
+            clinic_id=clinic_id,
+            as_of=as_of,
+            decision=decision,
+            rule_pack_sha256=rule_pack_sha256,
+            subject=subject,
+            answers=answers,
+            result=result,
+        )
+    )

@@ -1,0 +1,331 @@
+"""append(): the only writer of audit_event; list_events() for a clinic's own audit trail.
+
+Chain position. ``append`` first runs ``UPDATE audit_head SET seq = seq + 1 ... RETURNING``,
+which takes the chain head's row lock on PostgreSQL (the same serialization as ``SELECT ...
+FOR UPDATE``, held until the caller commits) and the database write lock on SQLite *before*
+the head is read, so there is never a read-then-write lock upgrade. One statement serves both
+backends, so no dialect branch is needed. Because the head update rolls back with the
+transaction, sequence numbers have no gaps and commit order equals chain order.
+
+``append`` never commits: the business change and its event commit together at the edge.
+Call it as late as possible in the transaction; the head stays locked until commit.
+
+No PHI in ``detail``: ids, counts, outcomes, rule ids and digests only.
+"""
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.audit import canonical
+from app.db.models import ActorType, AuditEvent, AuditHead, AuditOutcome, Screening
+from app.db.session import session_scope
+from app.errors import NotFound
+
+__all__ = [
+    "HASHED_COLUMNS",
+    "MAX_PAGE_SIZE",
+    "TARGET_PATTERN",
+    "Actor",
+    "AuditChainError",
+    "EventPage",
+    "append",
+    "append_separately",
+    "event_dict",
+    "hashed_fields",
+    "list_events",
+    "parse_target",
+    "read_events",
+]
+
+# Every column the event hash covers, in the order verify selects them (hash excluded;
+# prev_hash is chained in front of the canonical bytes rather than inside them).
+HASHED_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "clinic_id",
+    "action",
+    "target_type",
+    "target_id",
+    "target_sha256",
+    "outcome",
+    "request_id",
+    "ruleset_sha256",
+    "detail",
+)
+MAX_PAGE_SIZE = 500
+# ``<type>:<id>`` or a bare id, as ``GET /v1/audit/events?target=`` takes it. Ids only: never
+# anything a caller could smuggle PHI through.
+TARGET_PATTERN = r"^(?:[a-z][a-z_]{0,31}:)?[A-Za-z0-9._-]{1,64}$"
+_TARGET = re.compile(TARGET_PATTERN)
+_HEAD_ID = 1
+_HEAD_TABLE = cast(Table, AuditHead.__table__)
+_EVENT_TABLE = cast(Table, AuditEvent.__table__)
+_EVENT_COLUMNS = (*HASHED_COLUMNS, "prev_hash", "hash")
+
+
+class AuditChainError(RuntimeError):
+    """The chain head is missing: the database is not migrated."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted: an API key id, a user id, an invitation id, or the CLI / system."""
+
+    type: ActorType
+    id: str | None = None
+
+    @classmethod
+    def cli(cls) -> "Actor":
+        """The operator running a ``screening`` command."""
+        return cls(ActorType.cli, "cli")
+
+    @classmethod
+    def system(cls) -> "Actor":
+        """The service itself (startup, background jobs)."""
+        return cls(ActorType.system, "system")
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of audit events, oldest first, and the cursor of the next page."""
+
+    events: Sequence[AuditEvent]
+    next_cursor: int | None
+
+
+def hashed_fields(values: Sequence[Any]) -> dict[str, Any]:
+    """Map values given in :data:`HASHED_COLUMNS` order to the dict the chain hash covers.
+
+    ``clinic_id`` is rendered as a string so a UUID from the database and one passed by a
+    caller hash identically; enums are ``str`` already.
+    """
+    fields = dict(zip(HASHED_COLUMNS, values, strict=True))
+    if fields["clinic_id"] is not None:
+        fields["clinic_id"] = str(fields["clinic_id"])
+    return fields
+
+
+def _jsonable_detail(detail: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # Store exactly what a JSON round trip gives back, so the hash computed now equals the one
+    # recomputed from the stored (possibly JSONB) value: tuples become lists, dates strings.
+    if detail is None:
+        return None
+    value: dict[str, Any] = json.loads(canonical.dumps(detail))
+    return value
+
+
+def append(
+    session: Session,
+    *,
+    action: str,
+    actor: Actor,
+    clinic_id: uuid.UUID | None,
+    target_type: str | None = None,
+    target_id: uuid.UUID | str | None = None,
+    target_sha256: str | None = None,
+    outcome: AuditOutcome | str = AuditOutcome.success,
+    request_id: str | None = None,
+    ruleset_sha256: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the hash chain in the caller's transaction (never commits).
+
+    Args:
+        session: The transaction that also holds the change being recorded.
+        action: Dotted past tense, for example ``"screening.created"``.
+        actor: Who acted.
+        clinic_id: The clinic the event belongs to (``None`` for global events).
+        target_type: What was acted on (``"screening"``, ``"rule_pack"``, ...).
+        target_id: Its id.
+        target_sha256: Digest of the target's stored plaintext content (for a screening,
+            ``canonical.screening_content_digest(...)``); verified by ``audit verify``.
+        outcome: ``success``, ``denied``, ``failed``, ``not_found`` or ``invalid``.
+        request_id: The HTTP request id, if any.
+        ruleset_sha256: The rule pack in force.
+        detail: Small JSON object of ids, counts and codes. Never PHI.
+
+    Returns:
+        The stored event (``seq`` and ``hash`` set). It is written with Core statements on
+        the session's connection, not through the unit of work: the ORM path (autoflush,
+        bulk-update compilation) was most of a screening write's cost (bench/README.md).
+
+    Raises:
+        AuditChainError: If the ``audit_head`` row is missing.
+        TypeError: If ``detail`` has no canonical JSON form.
+    """
+    session.flush()  # the caller's pending rows first, so the head is locked as late as possible
+    connection = session.connection()
+    head = connection.execute(
+        update(_HEAD_TABLE)
+        .where(_HEAD_TABLE.c.id == _HEAD_ID)
+        .values(seq=_HEAD_TABLE.c.seq + 1)
+        .returning(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash)
+    ).one_or_none()
+    if head is None:
+        raise AuditChainError("audit_head row missing: run `screening db upgrade`")
+    seq, prev_hash = head
+    event = AuditEvent(
+        seq=seq,
+        occurred_at=datetime.now(UTC),
+        actor_type=ActorType(actor.type),
+        actor_id=actor.id,
+        clinic_id=clinic_id,
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        target_sha256=target_sha256,
+        outcome=AuditOutcome(outcome),
+        request_id=request_id,
+        ruleset_sha256=ruleset_sha256,
+        detail=_jsonable_detail(detail),
+        prev_hash=prev_hash,
+    )
+    event.hash = canonical.chain_hash(
+        prev_hash, hashed_fields([getattr(event, name) for name in HASHED_COLUMNS])
+    )
+    connection.execute(
+        insert(_EVENT_TABLE).values({name: getattr(event, name) for name in _EVENT_COLUMNS})
+    )
+    connection.execute(
+        update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == _HEAD_ID).values(hash=event.hash)
+    )
+    return event
+
+
+def list_events(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    target: str | None = None,
+    limit: int = 100,
+    cursor: int | None = None,
+) -> EventPage:
+    """Return one clinic's audit events, oldest first, with keyset pagination on ``seq``.
+
+    Args:
+        session: Any session.
+        clinic_id: Only this clinic's events are visible.
+        target: ``"<type>/<id>"`` (for example ``"screening/<uuid>"``) or a bare target id.
+        limit: Page size, clamped to ``1..MAX_PAGE_SIZE``.
+        cursor: The ``next_cursor`` of the previous page (events after that seq).
+    """
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    query = select(AuditEvent).where(AuditEvent.clinic_id == clinic_id)
+    if target is not None:
+        target_type, sep, target_id = target.rpartition("/")
+        query = query.where(AuditEvent.target_id == target_id)
+        if sep:
+            query = query.where(AuditEvent.target_type == target_type)
+    if cursor is not None:
+        query = query.where(AuditEvent.seq > cursor)
+    events = list(session.scalars(query.order_by(AuditEvent.seq).limit(limit + 1)))
+    has_more = len(events) > limit
+    events = events[:limit]
+    return EventPage(events=events, next_cursor=events[-1].seq if has_more else None)
+
+
+def append_separately(factory: sessionmaker[Session], **fields: Any) -> AuditEvent:
+    """Append one event in its own short transaction, committed before returning.
+
+    For denied and failed requests: their own transaction has rolled back, so the event
+    cannot ride on it. ``fields`` are the keyword arguments of :func:`append`.
+    """
+    with session_scope(factory) as session:
+        return append(session, **fields)
+
+
+def parse_target(target: str) -> tuple[str | None, str]:
+    """Split ``"<type>:<id>"`` (or a bare id) into ``(type or None, id)``.
+
+    Raises:
+        ValueError: If ``target`` does not match :data:`TARGET_PATTERN`.
+    """
+    if not _TARGET.fullmatch(target):
+        raise ValueError("not a <type>:<id> target")
+    target_type, _, target_id = target.rpartition(":")
+    return target_type or None, target_id
+
+
+def event_dict(event: AuditEvent) -> dict[str, Any]:
+    """The JSON form of an event in ``GET /v1/audit/events`` (every hashed field but clinic)."""
+    return {
+        "seq": event.seq,
+        "occurred_at": canonical.format_datetime(event.occurred_at),
+        "actor_type": str(event.actor_type),
+        "actor_id": event.actor_id,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_sha256": event.target_sha256,
+        "outcome": str(event.outcome),
+        "request_id": event.request_id,
+        "ruleset_sha256": event.ruleset_sha256,
+        "detail": event.detail,
+        "hash": event.hash,
+        "prev_hash": event.prev_hash,
+    }
+
+
+def read_events(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    actor: Actor,
+    target: str | None = None,
+    limit: int = 100,
+    cursor: int | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Return ``{"items", "next_cursor"}`` of the clinic's own events; audit the read.
+
+    Records ``audit.listed`` naming the filter's target (so a screening's trail shows who read
+    it). A ``screening:<id>`` target that is not one of the clinic's screenings is NotFound,
+    exactly like ``GET /v1/screenings/{id}``.
+
+    Raises:
+        NotFound: For another clinic's (or no) screening.
+        ValueError: If ``target`` does not match :data:`TARGET_PATTERN` (the router checks).
+    """
+    target_type, target_id = (None, None) if target is None else parse_target(target)
+    if target_type == "screening" and not _is_clinics_screening(session, clinic_id, target_id):
+        raise NotFound("No screening with this id.")
+    wanted = None if target_id is None else f"{target_type or ''}/{target_id}".lstrip("/")
+    page = list_events(session, clinic_id=clinic_id, target=wanted, limit=limit, cursor=cursor)
+    items = [event_dict(event) for event in page.events]
+    append(
+        session,
+        action="audit.listed",
+        actor=actor,
+        clinic_id=clinic_id,
+        target_type=target_type,
+        target_id=target_id,
+        request_id=request_id,
+        detail={
+            "count": len(items),
+            "first_seq": items[0]["seq"] if items else None,
+            "last_seq": items[-1]["seq"] if items else None,
+        },
+    )
+    next_cursor = None if page.next_cursor is None else str(page.next_cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _is_clinics_screening(session: Session, clinic_id: uuid.UUID, target_id: str | None) -> bool:
+    try:
+        screening_id = uuid.UUID(target_id or "")
+    except ValueError:
+        return False
+    found = session.scalar(
+        select(Screening.id).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
+    )
+    return found is not None

@@ -1,0 +1,160 @@
+"""`screening user`: create physicians and admins, personal API tokens, and TOTP set-up."""
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.orm import Session
+
+from app.account import service as account_service
+from app.audit import service as audit_service
+from app.cli.db import fail, settings_or_exit
+from app.crypto import KeyRing, KeySpecError
+from app.db import migrate
+from app.db.engine import make_engine, make_sessionmaker
+from app.db.models import Role
+from app.db.session import session_scope
+from app.errors import AppError
+
+app = typer.Typer(help="Physician and admin accounts.", no_args_is_help=True)
+T = TypeVar("T")
+
+
+class RoleOption(StrEnum):
+    """The --role choices."""
+
+    physician = "physician"
+    admin = "admin"
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    settings = settings_or_exit()
+    engine = make_engine(settings.database_url)
+    try:
+        if not migrate.is_at_head(migrate.make_config(settings.database_url), engine):
+            fail("the database is not migrated: run `screening db upgrade` first")
+        with session_scope(make_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _run(action: Callable[[Session], T]) -> T:
+    try:
+        with _session() as session:
+            return action(session)
+    except AppError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _keyring() -> KeyRing:
+    settings = settings_or_exit()
+    if settings.data_keys is None:
+        fail("SCREENING_DATA_KEY is not set (run `screening serve` once in dev, or set it)")
+    try:
+        return KeyRing.parse(settings.data_keys.get_secret_value())
+    except KeySpecError as error:
+        fail(f"SCREENING_DATA_KEY is invalid: {error}")
+
+
+@app.command("create")
+def create(
+    clinic: Annotated[str, typer.Option(help="Clinic name; created if it does not exist.")],
+    email: Annotated[str, typer.Option(help="Sign-in email address (unique).")],
+    role: Annotated[RoleOption, typer.Option(help="physician (signs off) or admin.")],
+    name: Annotated[str | None, typer.Option(help="Name shown on reviews.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a user; prints a generated one-time password unless --password-stdin is given."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    created = _run(
+        lambda session: account_service.create_user(
+            session,
+            clinic_name=clinic,
+            email=email,
+            role=Role(role.value),
+            display_name=name,
+            password=password,
+            actor=audit_service.Actor.cli(),
+            now=datetime.now(UTC),
+        )
+    )
+    typer.echo(f"Created {role.value} {email} ({created.user_id}) in clinic {clinic!r}.", err=True)
+    if created.password is not None:
+        typer.echo("One-time password (shown only once; sign in and keep it safe):", err=True)
+        typer.echo(created.password)
+
+
+@app.command("token")
+def token(email: Annotated[str, typer.Option(help="The user the token acts as.")]) -> None:
+    """Create a personal API token for a user; printed alone on the last line of stdout."""
+    plaintext = _run(
+        lambda session: account_service.create_token(
+            session, email=email, actor=audit_service.Actor.cli(), now=datetime.now(UTC)
+        )
+    )
+    typer.echo(
+        "Personal API token (shown only once; send it as `Authorization: Bearer`):", err=True
+    )
+    typer.echo(plaintext)
+
+
+@app.command("totp")
+def totp(email: Annotated[str, typer.Option(help="The user to set up.")]) -> None:
+    """Give a user a new authenticator secret; prints the otpauth:// URI to import."""
+    keyring = _keyring()
+    uri = _run(
+        lambda session: account_service.enroll_totp(
+            session, email=email, keyring=keyring, actor=audit_service.Actor.cli()
+        )
+    )
+    typer.echo("Add this to the user's authenticator app (as a link or QR code):", err=True)
+    typer.echo(uri)
+
+
+@app.command("require-totp")
+def require_totp(
+    clinic: Annotated[str, typer.Option(help="Clinic name.")],
+    off: Annotated[bool, typer.Option("--off", help="Stop requiring a second factor.")] = False,
+) -> None:
+    """Require an authenticator code at sign-in for every user of a clinic (or stop, --off)."""
+    _run(
+        lambda session: account_service.require_totp(
+            session, clinic_name=clinic, is_required=not off, actor=audit_service.Actor.cli()
+        )
+    )
+    state = "no longer requires" if off else "now requires"
+    typer.echo(f"Clinic {clinic!r} {state} an authenticator code at sign-in.")
+
+
+DEMO_PHYSICIAN = "physician@demo.clinic"
+
+
+def create_demo_physician(session: Session, *, clinic_name: str) -> account_service.CreatedUser:
+    """First-run bootstrap: a demo physician with a generated one-time password."""
+    return account_service.create_user(
+        session,
+        clinic_name=clinic_name,
+        email=DEMO_PHYSICIAN,
+        role=Role.physician,
+        display_name="Dr Demo",
+        actor=audit_service.Actor.cli(),
+        now=datetime.now(UTC),
+    )
+
+
+def sign_in_instructions(created: account_service.CreatedUser, base_url: str) -> str:
+    """How to sign in as the demo physician (printed once by `screening serve`)."""
+    return (
+        f"\nCreated the demo physician. Review flagged screenings at {base_url}/review\n"
+        f"  email:    {DEMO_PHYSICIAN}\n  password: {created.password} (shown only this once)\n"
+        f"Add colleagues with `screening user create --clinic NAME --email E --role physician`.\n"
+    )

@@ -1,0 +1,1 @@
+"""Data-key management: re-encrypting stored PHI under the newest key."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy base, typed models, engine, session scope and migrations."""

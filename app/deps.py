@@ -1,0 +1,308 @@
+"""Every Annotated dependency alias: SessionDep, RulesetDep, KeyRingDep, ClinicClient, Clock."""
+
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Protocol
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app.account import service as account_service
+from app.account import sessions
+from app.apikey import service as apikey_service
+from app.audit import denials
+from app.audit import service as audit_service
+from app.crypto import KeyRing
+from app.db.models import ActorType
+from app.db.session import session_scope
+from app.engine import Ruleset
+from app.errors import Forbidden, Unauthorized
+from app.rulepack.service import RulesetCache
+
+
+class Clock(Protocol):
+    """The time source of a request; tests pass a fixed one to ``create_app``."""
+
+    def now(self) -> datetime:
+        """Return the current aware UTC datetime."""
+        ...
+
+    def today(self) -> date:
+        """Return today's date in the clinic's time zone (the screening's as-of date)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SystemClock:
+    """The real clock; "today" is computed in the clinic's time zone."""
+
+    timezone: ZoneInfo
+
+    def now(self) -> datetime:
+        """Return the current aware UTC datetime."""
+        return datetime.now(UTC)
+
+    def today(self) -> date:
+        """Return today's date in the clinic's time zone."""
+        return datetime.now(self.timezone).date()
+
+
+class KeyCache:
+    """Authenticated keys for a few seconds: a database lookup per request costs far more.
+
+    A revoked key stays usable for at most ``ttl_seconds`` (documented in the README).
+    """
+
+    def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, apikey_service.Client]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> apikey_service.Client | None:
+        """Return the cached client of ``key`` if still fresh."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, client: apikey_service.Client) -> None:
+        """Remember ``client`` for ``key``."""
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + self._ttl, client)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session and transaction per request, committed before the response is sent."""
+    with session_scope(request.app.state.sessionmaker) as session:
+        yield session
+
+
+# Dependencies that only read app or request state are ``async def``: each ``def`` dependency
+# costs a threadpool round trip per request (see bench/README.md), and these never block.
+
+
+async def get_ruleset(request: Request) -> Ruleset:
+    """The rule pack loaded at startup."""
+    ruleset: Ruleset = request.app.state.ruleset
+    return ruleset
+
+
+async def get_stored_rulesets(request: Request) -> RulesetCache:
+    """Stored rule packs rebuilt by sha256 (for explaining screenings made under old packs)."""
+    rulesets: RulesetCache = request.app.state.rulesets
+    return rulesets
+
+
+async def get_keyring(request: Request) -> KeyRing:
+    """The data-key ring used to encrypt and decrypt PHI."""
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
+
+
+async def get_clock(request: Request) -> Clock:
+    """The clock of this app (a fixed one in tests)."""
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def get_request_id(request: Request) -> str:
+    """The request id set by the observability middleware (also the X-Request-ID header)."""
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+RulesetDep = Annotated[Ruleset, Depends(get_ruleset)]
+StoredRulesetsDep = Annotated[RulesetCache, Depends(get_stored_rulesets)]
+KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A clinic API key: `Authorization: Bearer sk_...` (`screening apikey create`).",
+)
+
+
+def note_clinic(request: Request, clinic_id: uuid.UUID) -> None:
+    """Record the caller's clinic for the request's access log line (an id, not PHI)."""
+    request.scope.setdefault("state", {})["clinic_id"] = str(clinic_id)
+
+
+def _look_up_key(request: Request, key: str) -> apikey_service.Client | None:
+    with session_scope(request.app.state.sessionmaker) as session:
+        return apikey_service.authenticate(session, key=key)
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> apikey_service.Client:
+    """Resolve the API key to its clinic; 401 when it is missing, unknown or revoked.
+
+    ``async``: a cached key costs neither a threadpool round trip nor a session; a key not
+    in the cache is looked up in the threadpool, in a short transaction of its own.
+    """
+    if credentials is None:
+        raise Unauthorized()
+    cache: KeyCache = request.app.state.key_cache
+    client = cache.get(credentials.credentials)
+    if client is None:
+        client = await run_in_threadpool(_look_up_key, request, credentials.credentials)
+        if client is None:
+            raise Unauthorized("The API key is unknown or revoked.")
+        cache.put(credentials.credentials, client)
+    note_clinic(request, client.clinic_id)
+    denials.remember(request, client)
+    return client
+
+
+ClinicClient = Annotated[apikey_service.Client, Depends(authenticate)]
+
+
+def require_scope(
+    scope: str,
+) -> Callable[[apikey_service.Client], Awaitable[apikey_service.Client]]:
+    """Return a dependency that authenticates and then requires ``scope`` (403 without it)."""
+
+    async def check(client: ClinicClient) -> apikey_service.Client:
+        if scope not in client.scopes:
+            raise Forbidden(f"This API key lacks the {scope!r} scope.")
+        return client
+
+    return check
+
+
+ScreeningReader = Annotated[
+    apikey_service.Client, Depends(require_scope(apikey_service.SCREENINGS_READ))
+]
+ScreeningWriter = Annotated[
+    apikey_service.Client, Depends(require_scope(apikey_service.SCREENINGS_WRITE))
+]
+AuditReader = Annotated[apikey_service.Client, Depends(require_scope(apikey_service.AUDIT_READ))]
+
+
+def audited(
+    action: str,
+    target_type: str | None = None,
+    *,
+    path_param: str | None = None,
+    query_param: str | None = None,
+) -> dict[str, Any]:
+    """``openapi_extra`` of a route whose denied and failed requests are audited as ``action``.
+
+    Its successes are audited by its service; see ``app.audit.denials`` for the failures.
+    """
+    return denials.marker(action, target_type, path_param=path_param, query_param=query_param)
+
+
+def actor_of(client: apikey_service.Client) -> audit_service.Actor:
+    """The audit actor of an API client."""
+    return audit_service.Actor(ActorType.api_key, str(client.api_key_id))
+
+
+# --- Physicians: browser sessions (review pages) and personal tokens (review API) ----------
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+class SignInRequired(Exception):
+    """No valid browser session: the HTML handler redirects to the sign-in page.
+
+    ``had_session``: the browser sent a session cookie that is no longer valid (idle or
+    absolute timeout, signed out elsewhere), so the page can say the session has ended.
+    """
+
+    def __init__(self, *, had_session: bool = False) -> None:
+        super().__init__("sign-in required")
+        self.had_session = had_session
+
+
+class PasswordChangeRequired(Exception):
+    """Signed in with a one-time password: the HTML handler redirects to change it."""
+
+
+def session_cookie(request: Request) -> tuple[str, bool]:
+    """The session cookie's name and Secure flag.
+
+    ``__Host-session`` with Secure everywhere except plain http to a loopback address
+    (development), where browsers may not send a Secure cookie back.
+    """
+    is_plain_loopback = request.url.scheme == "http" and request.url.hostname in _LOOPBACK
+    return ("session", False) if is_plain_loopback else ("__Host-session", True)
+
+
+def _web_user(request: Request, session: Session, clock: Clock) -> sessions.WebUser | None:
+    token = request.cookies.get(session_cookie(request)[0])
+    return None if token is None else sessions.resume(session, token=token, now=clock.now())
+
+
+def get_signed_in_user(request: Request, session: SessionDep, clock: ClockDep) -> sessions.WebUser:
+    """The signed-in user, even one who must still change a one-time password.
+
+    Only for the change-password page and sign-out; SignInRequired without a session.
+    """
+    web_user = _web_user(request, session, clock)
+    if web_user is None:
+        had_session = session_cookie(request)[0] in request.cookies
+        raise SignInRequired(had_session=had_session)
+    return web_user
+
+
+async def get_web_user(
+    web_user: Annotated[sessions.WebUser, Depends(get_signed_in_user)],
+) -> sessions.WebUser:
+    """The signed-in user of a review page; SignInRequired (→ sign-in page) otherwise.
+
+    PasswordChangeRequired (→ change-password page) while a one-time password is in use.
+    """
+    if web_user.must_change_password:
+        raise PasswordChangeRequired()
+    return web_user
+
+
+def get_reviewer(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> account_service.Principal:
+    """A physician, by personal token or by session (with ``X-CSRF-Token`` on writes).
+
+    401 without either; 403 for a clinic intake key, a bad CSRF token or a non-physician.
+    """
+    if credentials is not None:
+        principal = account_service.token_principal(session, token=credentials.credentials)
+        if principal is None:
+            raise Unauthorized("The token is unknown or revoked.")
+        denials.remember(request, principal)
+    else:
+        web_user = _web_user(request, session, clock)
+        if web_user is None:
+            raise Unauthorized("Sign in, or send a personal token as a Bearer token.")
+        denials.remember(request, web_user.principal)
+        if web_user.must_change_password:
+            raise Forbidden("Change your one-time password on the review pages first.")
+        if request.method not in {"GET", "HEAD"} and not sessions.is_valid_csrf(
+            web_user, request.headers.get("X-CSRF-Token")
+        ):
+            raise Forbidden("The X-CSRF-Token header is missing or wrong.")
+        principal = web_user.principal
+    note_clinic(request, principal.clinic_id)
+    if not principal.is_physician:
+        raise Forbidden("Only a physician can sign off screenings.")
+    return principal
+
+
+WebUserDep = Annotated[sessions.WebUser, Depends(get_web_user)]
+SignedInDep = Annotated[sessions.WebUser, Depends(get_signed_in_user)]
+Reviewer = Annotated[account_service.Principal, Depends(get_reviewer)]

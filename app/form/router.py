@@ -1,0 +1,332 @@
+"""The patient form's HTML pages: start, questions, check answers, submit, confirmation.
+
+Every page is server-rendered and works without JavaScript or cookies: the invitation token
+in the path is the only credential, and the answers in progress live (encrypted) on the
+invitation. Pages send a per-clinic ``frame-ancestors`` CSP, ``Referrer-Policy: no-referrer``
+and ``Cache-Control: no-store``, and load nothing from another origin.
+"""
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from app.deps import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep
+from app.engine import Ruleset
+from app.errors import ValidationFailed
+from app.form import fields, pages, views
+from app.form import service as form_service
+from app.form.pages import Draft, State
+from app.form.text import Text, pick_language
+
+FORM_PREFIX = form_service.FORM_PREFIX
+router = APIRouter(prefix=FORM_PREFIX, include_in_schema=False)
+TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+STATIC = Path(__file__).with_name("static")
+STATIC_TYPES = {
+    "form.css": "text/css",
+    "frame.js": "text/javascript",
+    "embed.js": "text/javascript",
+}
+LINK = "/{clinic_id}/{token}"
+_STATUS = {"unknown": 404, "expired": 410, "used": 410}
+
+
+def security_headers(origins: list[str], default_ancestors: str) -> dict[str, str]:
+    """Headers of every form page: who may frame it, no referrer, no caching, no sniffing."""
+    ancestors = " ".join(origins) or default_ancestors
+    policy = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+@dataclass(slots=True)
+class Visit:
+    """An open invitation, its clinic, the page language and the URLs of this link."""
+
+    invitation: Any
+    clinic: Any
+    text: Text
+    base: str
+    ancestors: str
+
+    def render(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> Response:
+        """Render a page of this visit with the clinic's name, phone and framing policy."""
+        return _render(request, template, self.text, self.clinic, status, self.ancestors, **context)
+
+    def redirect(self, path: str) -> Response:
+        """303 to another page of this link (after a POST, or to the right page)."""
+        headers = security_headers(self.clinic.form_origins, self.ancestors)
+        return RedirectResponse(self.base + path, 303, headers)
+
+
+def _render(
+    request: Request,
+    template: str,
+    text: Text,
+    clinic: Any,
+    status: int,
+    ancestors: str,
+    **context: Any,
+) -> Response:
+    origins = list(clinic.form_origins) if clinic is not None else []
+    name = clinic.name if clinic is not None else text("clinic.unknown")
+    phone = clinic.phone if clinic is not None else None
+    base_context: dict[str, Any] = {
+        "t": text,
+        "clinic_name": name,
+        "clinic_known": clinic is not None,
+        "clinic_phone": phone,
+        "clinic_tel": views.tel_href(phone) if phone else "",
+        "parent_origins": " ".join(origins),
+        "switch_href": f"{request.url.path}?lang=",
+        "summary": [],
+        "title": "",
+    }
+    return TEMPLATES.TemplateResponse(
+        request,
+        template,
+        base_context | context,
+        status_code=status,
+        headers=security_headers(origins, ancestors),
+    )
+
+
+class LinkPage(Exception):
+    """A link that cannot open the form: rendered as a friendly page, never a stack trace."""
+
+    def __init__(
+        self, problem: form_service.LinkUnavailable, text: Text, reference: str = ""
+    ) -> None:
+        super().__init__(problem.problem.value)
+        self.problem, self.text, self.reference = problem, text, reference
+
+
+async def link_page(request: Request, exc: Exception) -> Response:
+    """Render the friendly page of an unknown, expired or used link."""
+    assert isinstance(exc, LinkPage)
+    problem = exc.problem.problem.value
+    ancestors = request.app.state.settings.form_frame_ancestors
+    return _render(
+        request, "problem.html", exc.text, exc.problem.clinic, _STATUS[problem], ancestors,
+        problem=problem, reference=exc.reference, title=exc.text(f"link.{problem}.title"),
+    )  # fmt: skip
+
+
+def _catalogues(request: Request) -> dict[str, Any]:
+    cached: dict[str, Any] | None = getattr(request.app.state, "form_catalogues", None)
+    if cached is None:
+        cached = form_service.load_catalogues(request.app.state.settings.rules_path)
+        request.app.state.form_catalogues = cached
+    return cached
+
+
+def _visit(*, allow_used: bool) -> Any:
+    def visit(
+        request: Request,
+        clinic_id: str,
+        token: str,
+        session: SessionDep,
+        clock: ClockDep,
+        lang: Annotated[str | None, Query(max_length=5)] = None,
+    ) -> Visit:
+        catalogues = _catalogues(request)
+        accept = request.headers.get("accept-language", "")
+        try:
+            invitation, clinic = form_service.open_invitation(
+                session, clinic_id=clinic_id, token=token, now=clock.now(), allow_used=allow_used
+            )
+        except form_service.LinkUnavailable as problem:
+            language = pick_language(lang, "", accept)
+            reference = views.reference_number(problem.screening_id) if problem.screening_id else ""
+            raise LinkPage(problem, Text(language, catalogues.get(language)), reference) from None
+        language = pick_language(lang, invitation.language, accept)
+        if lang == language:
+            form_service.set_language(session, invitation=invitation, language=language)
+        text = Text(language, catalogues.get(language))
+        ancestors = request.app.state.settings.form_frame_ancestors
+        return Visit(invitation, clinic, text, f"{FORM_PREFIX}/{clinic_id}/{token}", ancestors)
+
+    return visit
+
+
+OpenVisit = Annotated[Visit, Depends(_visit(allow_used=False))]
+AnyVisit = Annotated[Visit, Depends(_visit(allow_used=True))]
+
+
+async def form_data(request: Request) -> dict[str, list[str]]:
+    """The submitted form fields (text values only), each with all of its values."""
+    form = await request.form()
+    return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
+
+
+FormData = Annotated[dict[str, list[str]], Depends(form_data)]
+
+
+@dataclass(frozen=True, slots=True)
+class FormState:
+    """The pages, the draft (without answers that no longer apply) and every item's state."""
+
+    pages: tuple[pages.Page, ...]
+    draft: Draft
+    state: State
+
+
+@functools.lru_cache(maxsize=4)
+def _pages(ruleset: Ruleset) -> tuple[pages.Page, ...]:
+    return pages.build_pages(ruleset)
+
+
+def form_state(
+    visit: OpenVisit, ruleset: RulesetDep, keyring: KeyRingDep, clock: ClockDep
+) -> FormState:
+    """Load the invitation's draft and work out which questions apply."""
+    draft = form_service.load_draft(keyring, visit.invitation)
+    draft, state = pages.prune(ruleset, draft, as_of=clock.today())
+    return FormState(_pages(ruleset), draft, state)
+
+
+StateDep = Annotated[FormState, Depends(form_state)]
+
+
+@router.get("/static/{name}")
+def get_static(name: str) -> Response:
+    """The form's own stylesheet and scripts (nothing is loaded from another origin)."""
+    if name not in STATIC_TYPES:
+        return Response("Not found", 404, media_type="text/plain")
+    headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    return Response((STATIC / name).read_bytes(), 200, headers, media_type=STATIC_TYPES[name])
+
+
+def _resume_path(form: FormState) -> str:
+    unfinished = pages.first_unfinished(form.pages, form.draft, form.state)
+    return f"/q/{unfinished.id}" if unfinished is not None else "/check"
+
+
+@router.get(LINK, name="form_start")
+def show_start(request: Request, visit: OpenVisit, form: StateDep) -> Response:
+    """The start page: who is asking, why, how long it takes, who reads the answers."""
+    expires_on = views.format_date(visit.invitation.expires_at.date(), visit.text.language)
+    return visit.render(
+        request, "start.html", title=visit.text("start.title"), expires_on=expires_on,
+        start_href=visit.base + _resume_path(form), has_progress=bool(form.draft.seen),
+    )  # fmt: skip
+
+
+def _question(
+    request: Request, visit: Visit, form: FormState, page: pages.Page, *, is_change: bool,
+    raw: dict[str, Any] | None = None, errors: list[fields.FieldError] | None = None,
+) -> Response:  # fmt: skip
+    view = views.question_page(page, form.state, form.draft, visit.text, raw=raw, errors=errors)
+    previous = pages.previous_page(form.pages, page, form.state)
+    back = "/check" if is_change else (f"/q/{previous.id}" if previous else "")
+    number, total = pages.progress(form.pages, page, form.state)
+    return visit.render(
+        request, "question.html", title=view.title, view=view, summary=view.summary,
+        back_href=visit.base + back, action=f"{visit.base}/q/{page.id}", is_change=is_change,
+        step_number=number, step_total=total,
+    )  # fmt: skip
+
+
+def _applicable(form: FormState, page_id: str) -> pages.Page | None:
+    page = pages.page_by_id(form.pages, page_id)
+    return page if page is not None and pages.shown_items(page, form.state) else None
+
+
+@router.get(LINK + "/q/{page_id}")
+def show_question(
+    request: Request, page_id: str, visit: OpenVisit, form: StateDep, change: bool = False
+) -> Response:
+    """A question page, filled in with the answers saved so far."""
+    page = _applicable(form, page_id)
+    if page is None:
+        return visit.redirect(_resume_path(form))
+    return _question(request, visit, form, page, is_change=change)
+
+
+@router.post(LINK + "/q/{page_id}")
+def save_question(
+    request: Request, page_id: str, visit: OpenVisit, form: StateDep, data: FormData,
+    session: SessionDep, ruleset: RulesetDep, keyring: KeyRingDep, clock: ClockDep,
+) -> Response:  # fmt: skip
+    """Validate and save a page; show it again with errors, or go to the next question."""
+    page = _applicable(form, page_id)
+    if page is None:
+        return visit.redirect(_resume_path(form))
+    shown = pages.shown_items(page, form.state)
+    parsed = fields.parse_page(shown, data)
+    draft, errors = pages.apply_page(ruleset, form.draft, shown, parsed, as_of=clock.today())
+    if errors:
+        return _question(
+            request, visit, form, page, is_change="change" in data, raw=parsed.raw, errors=errors
+        )
+    form_service.save_draft(session, keyring=keyring, invitation=visit.invitation, draft=draft)
+    state = pages.item_states(ruleset, draft.answers, as_of=clock.today())
+    after = FormState(form.pages, draft, state)
+    following = None if "change" in data else pages.next_page(form.pages, page, state)
+    return visit.redirect(f"/q/{following.id}" if following else _resume_path(after))
+
+
+@router.get(LINK + "/check")
+def show_check(request: Request, visit: OpenVisit, form: StateDep) -> Response:
+    """Check your answers: every answer with a Change link, then send."""
+    if (resume := _resume_path(form)) != "/check":
+        return visit.redirect(resume)
+    last = pages.previous_page(form.pages, None, form.state)
+    sections = views.answer_sections(form.pages, form.state, form.draft, visit.text, visit.base)
+    return visit.render(
+        request, "check.html", title=visit.text("check.title"), sections=sections,
+        back_href=visit.base + (f"/q/{last.id}" if last else ""), action=f"{visit.base}/submit",
+    )  # fmt: skip
+
+
+@router.post(LINK + "/submit")
+def submit_answers(
+    request: Request, visit: OpenVisit, form: StateDep, session: SessionDep, ruleset: RulesetDep,
+    keyring: KeyRingDep, clock: ClockDep, request_id: RequestIdDep,
+) -> Response:  # fmt: skip
+    """Store the screening (the same service as the API, source "form"), then confirm."""
+    if _resume_path(form) != "/check":
+        return visit.redirect(_resume_path(form))
+    try:
+        form_service.submit(
+            session, ruleset=ruleset, keyring=keyring, invitation=visit.invitation,
+            clinic=visit.clinic, answers=form.draft.answers, now=clock.now(),
+            as_of=clock.today(), request_id=request_id,
+        )  # fmt: skip
+    except ValidationFailed:
+        return visit.redirect("/check")
+    except form_service.LinkUnavailable as problem:
+        raise LinkPage(problem, visit.text) from None
+    return visit.redirect("/done")
+
+
+@router.get(LINK + "/done")
+def show_done(request: Request, visit: AnyVisit) -> Response:
+    """The confirmation: a reference number and what happens next, never the decision."""
+    screening_id = visit.invitation.screening_id
+    if screening_id is None:
+        return visit.redirect("")
+    return visit.render(
+        request, "done.html", title=visit.text("done.title"),
+        reference=views.reference_number(screening_id),
+    )  # fmt: skip
+
+
+def install(app: FastAPI) -> None:
+    """Mount the form's pages and its friendly page for unusable links on ``app``."""
+    app.include_router(router)
+    app.add_exception_handler(LinkPage, link_page)

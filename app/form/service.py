@@ -1,0 +1,141 @@
+"""The patient form's state: open an invitation, keep its encrypted draft, submit it once.
+
+Contracts: never commits. The draft (answers in progress) is AES-256-GCM encrypted on the
+invitation row, bound to its column and row. Submitting calls the very ``submit`` the API
+uses, so the stored screening equals an API submission of the same answers (source "form").
+A submission is claimed with a conditional UPDATE, so two concurrent submits store one
+screening; the second gets ``LinkUnavailable(used)``.
+"""
+
+import json
+import logging
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit_service
+from app.crypto import KeyRing, field_aad
+from app.db.models import ActorType, Invitation, Source
+from app.engine import Ruleset, RulesetError
+from app.engine.translations import Catalogue, load_translations
+from app.form.pages import Draft
+from app.invitation import service as invitation_service
+from app.invitation.service import ClinicInfo, LinkProblem, LinkUnavailable
+from app.screening import service as screening_service
+
+__all__ = [
+    "LinkProblem",
+    "LinkUnavailable",
+    "load_catalogues",
+    "load_draft",
+    "open_invitation",
+    "save_draft",
+    "set_language",
+    "submit",
+]
+logger = logging.getLogger(__name__)
+FORM_PREFIX = invitation_service.FORM_PREFIX
+
+
+def open_invitation(
+    session: Session, *, clinic_id: str, token: str, now: datetime, allow_used: bool = False
+) -> tuple[Invitation, ClinicInfo]:
+    """Return a usable invitation and its clinic; LinkUnavailable otherwise."""
+    return invitation_service.resolve(
+        session, clinic_id=clinic_id, token=token, now=now, allow_used=allow_used
+    )
+
+
+def load_catalogues(pack_dir: Path) -> dict[str, Catalogue]:
+    """The rule pack's questionnaire translations; none (English only) if they are invalid.
+
+    ``screening rules check`` fails on invalid, missing or stale translations; at run time a
+    broken catalogue must not take the form down, so it is logged and English is used.
+    """
+    try:
+        return load_translations(pack_dir)
+    except RulesetError as error:
+        logger.error("questionnaire translations not loaded: %s", "; ".join(error.problems))
+        return {}
+
+
+def _aad(invitation: Invitation, column: str) -> bytes:
+    return field_aad("invitation", column, invitation.id)
+
+
+def load_draft(keyring: KeyRing, invitation: Invitation) -> Draft:
+    """The answers in progress (empty before the first page is saved)."""
+    if invitation.draft_ct is None:
+        return Draft()
+    plain = keyring.decrypt(invitation.key_id, invitation.draft_ct, _aad(invitation, "draft_ct"))
+    return Draft.from_json(json.loads(plain))
+
+
+def save_draft(session: Session, *, keyring: KeyRing, invitation: Invitation, draft: Draft) -> None:
+    """Store the answers in progress, encrypted with the current data key."""
+    if invitation.key_id != keyring.current_kid:
+        # One key id covers both ciphertexts of the row: move the subject to the new key.
+        invitation.key_id, invitation.subject_ct = keyring.reencrypt(
+            invitation.key_id, invitation.subject_ct, _aad(invitation, "subject_ct")
+        )
+    plain = json.dumps(draft.to_json(), separators=(",", ":")).encode()
+    _, invitation.draft_ct = keyring.encrypt(plain, _aad(invitation, "draft_ct"))
+    session.flush()
+
+
+def set_language(session: Session, *, invitation: Invitation, language: str) -> None:
+    """Remember the patient's chosen language on the invitation."""
+    if invitation.language != language:
+        invitation.language = language
+        session.flush()
+
+
+def submit(
+    session: Session,
+    *,
+    ruleset: Ruleset,
+    keyring: KeyRing,
+    invitation: Invitation,
+    clinic: ClinicInfo,
+    answers: dict[str, Any],
+    now: datetime,
+    as_of: date,
+    request_id: str | None = None,
+) -> uuid.UUID:
+    """Store the screening once for this invitation and return its id.
+
+    Raises LinkUnavailable(used) if the invitation was already submitted, and the screening
+    service's ValidationFailed if the answers are invalid (nothing is then changed).
+    """
+    with session.begin_nested():
+        claimed = session.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation.id, Invitation.submitted_at.is_(None))
+            .values(submitted_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise LinkUnavailable(LinkProblem.used, clinic)
+        subject = invitation_service.decrypt_subject(keyring, invitation)
+        created = screening_service.submit(
+            session,
+            ruleset=ruleset,
+            keyring=keyring,
+            clinic_id=invitation.clinic_id,
+            actor=audit_service.Actor(ActorType.invitation, str(invitation.id)),
+            submission=screening_service.Submission(ruleset.questionnaire.id, answers, subject),
+            idempotency_key=None,
+            now=now,
+            as_of=as_of,
+            request_id=request_id,
+            source=Source.form,
+        )
+        invitation.screening_id = uuid.UUID(created.body["id"])
+        invitation.submitted_at = now
+        # The answers now live only in the screening; the draft is no longer needed.
+        invitation.draft_ct = None
+        session.flush()
+    return invitation.screening_id

@@ -1,0 +1,278 @@
+"""Server-rendered pages: the Jinja2 templates, static files, security headers, error pages.
+
+Every response gets ``X-Content-Type-Options``, a ``Referrer-Policy`` and a CSP with
+``frame-ancestors 'none'`` unless its route already set its own (the embeddable patient form
+sets per-clinic ``frame-ancestors``). Pages allow no script at all, inline or not: they work
+without JavaScript, and an injected ``<script>`` cannot run.
+
+Errors on a page path (``PAGE_PREFIXES``) are friendly HTML pages with the same status code
+(4xx, and 500 for an unhandled exception); every other path keeps the JSON problem handlers.
+"""
+
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.account import sessions
+from app.deps import PasswordChangeRequired, SignInRequired
+from app.errors import AppError
+
+_APP_DIR = Path(__file__).resolve().parent
+templates = Jinja2Templates(
+    directory=[_APP_DIR / "account" / "templates", _APP_DIR / "review" / "templates"]
+)
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+# FastAPI's interactive docs load scripts from a CDN; they keep their own defaults.
+_DOCS_PATHS = ("/docs", "/redoc")
+# Paths whose errors are HTML pages; the JSON API (/v1) and the patient form keep their own.
+PAGE_PREFIXES = ("/review", "/sign-in", "/sign-out", "/account")
+CHANGE_PASSWORD_PATH = "/account/password"
+# Title and explanation of each error page; nothing on them echoes what was submitted.
+_ERRORS = {
+    400: ("This request could not be understood", "Nothing was saved. Go back and try again."),
+    401: (
+        "Your session has ended",
+        "For your security you are signed out after 15 minutes without activity, and 12 hours "
+        "after signing in. Nothing was saved. Sign in again, then send the form again.",
+    ),
+    403: ("You cannot do this", "Your account is not allowed to do this. Nothing was changed."),
+    404: (
+        "Page not found",
+        "There is nothing at this address for your clinic. Check the address, or start again "
+        "from the review queue.",
+    ),
+    405: ("This page cannot be used this way", "Nothing was saved. Start again from the queue."),
+    413: ("What you sent is too large", "Nothing was saved. Shorten the note and try again."),
+    422: (
+        "Something in the address or the form is not valid",
+        "Nothing was saved. Go back, check what you entered and try again.",
+    ),
+    500: (
+        "Something went wrong on our side",
+        "Nothing was saved. Try again in a moment. If it keeps happening, tell your clinic "
+        "administrator and quote the reference below.",
+    ),
+}
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    """Render a page template (autoescaped) with ``context``."""
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def safe_next(path: str | None) -> str:
+    """A same-site path to go to after sign-in (never another site: no open redirect)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/review"
+    return path
+
+
+class SecurityHeadersMiddleware:
+    """Add the security headers to every response that does not already carry them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the missing headers to the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_docs = str(scope.get("path", "")).startswith(_DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                is_html = headers.get("content-type", "").startswith("text/html")
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                # same-origin, not no-referrer: browsers send "Origin: null" on a POST under
+                # no-referrer, which would defeat the Origin check of our own forms.
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if not is_docs and "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = PAGE_CSP if is_html else OTHER_CSP
+                    headers.setdefault("X-Frame-Options", "DENY")
+                if is_html and not is_docs:
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is a server-rendered page (its errors are HTML, not JSON)."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PAGE_PREFIXES)
+
+
+def error_page(
+    request: Request,
+    status_code: int,
+    *,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+    sign_in_next: str | None = None,
+) -> Response:
+    """A friendly error page with ``status_code`` (and the request id to quote)."""
+    title, default = _ERRORS.get(status_code, (HTTPStatus(status_code).phrase, ""))
+    context = {
+        "title": title,
+        "message": message or default,
+        "request_id": str(request.scope.get("state", {}).get("request_id", "")),
+        "sign_in_next": sign_in_next,
+    }
+    response = render(request, "error.html", context, status_code=status_code)
+    response.headers.update(headers or {})
+    return response
+
+
+def _target(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _referring_page(request: Request) -> str:
+    """The same-site page a form was sent from (to return to after signing in again)."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.headers.get("host", "") or not is_page(referer.path):
+        return "/review"
+    return safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+
+
+async def _redirect_to_sign_in(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequired)
+    if request.method not in {"GET", "HEAD"}:
+        # A form sent after the session ended: say so, and save nothing.
+        return error_page(request, 401, sign_in_next=_referring_page(request))
+    query = {"next": _target(request)} | ({"expired": "true"} if exc.had_session else {})
+    return RedirectResponse(f"/sign-in?{urlencode(query, quote_via=quote)}", status_code=303)
+
+
+async def _redirect_to_change_password(request: Request, _exc: Exception) -> Response:
+    target = _target(request) if request.method in {"GET", "HEAD"} else "/review"
+    return RedirectResponse(
+        f"{CHANGE_PASSWORD_PATH}?next={quote(target, safe='')}", status_code=303
+    )
+
+
+PageHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def _page_errors_or(api_handler: PageHandler) -> PageHandler:
+    """An exception handler that renders an error page on page paths, else ``api_handler``."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        if not is_page(request.url.path):
+            response = api_handler(request, exc)
+            return await response if inspect.isawaitable(response) else response
+        if isinstance(exc, AppError):
+            message = exc.detail if exc.status < 500 else None
+            return error_page(request, exc.status, message=message, headers=exc.headers)
+        if isinstance(exc, StarletteHTTPException):
+            return error_page(request, exc.status_code, headers=dict(exc.headers or {}))
+        return error_page(request, 422)
+
+    return handle
+
+
+class PageErrorMiddleware:
+    """Answer an unhandled exception on a page path with the 500 page, then re-raise it.
+
+    The observability middleware outside still logs the exception (type and code
+    locations) and counts the 500; it sends nothing more, as the response has started.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; on an exception before the response started, send the page."""
+        if scope["type"] != "http" or not is_page(str(scope.get("path", ""))):
+            await self.app(scope, receive, send)
+            return
+        is_started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal is_started
+            is_started = is_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            if not is_started:
+                await error_page(Request(scope, receive), 500)(scope, receive, send)
+            raise
+
+
+def install(app: FastAPI) -> None:
+    """Mount the stylesheet; add the security headers, sign-in redirects and error pages.
+
+    Call after ``app.errors.install_handlers``: page paths wrap its JSON handlers.
+    """
+    app.mount(
+        "/static/review",
+        StaticFiles(directory=_APP_DIR / "review" / "static"),
+        name="review-static",
+    )
+    app.add_exception_handler(SignInRequired, _redirect_to_sign_in)
+    app.add_exception_handler(PasswordChangeRequired, _redirect_to_change_password)
+    for family in (AppError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(family, _page_errors_or(app.exception_handlers[family]))
+    app.add_middleware(PageErrorMiddleware)  # inside the security headers: the 500 page gets them
+    app.add_middleware(SecurityHeadersMiddleware)
+
+
+def is_same_origin(request: Request) -> bool:
+    """Whether a form POST comes from one of our own pages (Sec-Fetch-Site, then Origin)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in {"same-origin", "none"}:
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # older browsers and non-browser clients: the CSRF token still applies
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def is_valid_form(request: Request, web_user: sessions.WebUser, csrf_token: str | None) -> bool:
+    """Same origin and this session's CSRF token: required on every signed-in form POST."""
+    return is_same_origin(request) and sessions.is_valid_csrf(web_user, csrf_token)
+
+
+def forbidden(request: Request) -> Response:
+    """The page shown when a form fails the CSRF or origin check (nothing was changed)."""
+    return render(request, "forbidden.html", {}, status_code=403)
+
+
+def _when(value: datetime) -> str:
+    # Unambiguous for any locale, and in UTC like every stored time.
+    return value.astimezone(UTC).strftime("%d %b %Y, %H:%M UTC")
+
+
+def _waited(since: datetime, now: datetime) -> str:
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["waited"] = _waited

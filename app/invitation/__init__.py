@@ -1,0 +1,1 @@
+"""Patient invitation links: one clinic, one subject, one submission, an expiry."""

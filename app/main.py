@@ -1,0 +1,160 @@
+"""create_app(settings, …) factory; the lifespan loads the rule pack; mounts the routers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import __version__, html, logs
+from app.account import ui as account_ui
+from app.audit import denials
+from app.audit import router as audit_router
+from app.crypto import KeyRing, KeySpecError
+from app.db import migrate
+from app.db.engine import make_engine, make_sessionmaker
+from app.db.session import session_scope
+from app.deps import Clock, KeyCache, SystemClock
+from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
+from app.errors import install_handlers
+from app.form import router as form_router
+from app.health import router as health_router
+from app.invitation import router as invitation_router
+from app.observability import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
+from app.review import router as review_router
+from app.review import ui as review_ui
+from app.rulepack import router as rulepack_router
+from app.rulepack import service as rulepack_service
+from app.screening import router as screening_router
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Screens prospective patients for low-dose ketamine infusion candidacy.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457
+`application/problem+json` with an `errors` list naming each offending field. Unknown JSON
+fields are rejected; a missing, null or "unsure" answer is *unknown*, never *no*.
+"""
+
+
+class StartupError(RuntimeError):
+    """The service cannot start: invalid configuration or an invalid or failing rule pack."""
+
+
+def load_checked_ruleset(path: Path) -> Ruleset:
+    """Load the rule pack and run its embedded tests; StartupError if either fails."""
+    try:
+        ruleset = load_ruleset(path)
+    except RulesetError as error:
+        raise StartupError(f"rule pack {path} is invalid:\n" + "\n".join(error.problems)) from None
+    report = run_tests(ruleset)
+    if not report.ok:
+        lines = [
+            f"{f.rule}: {f.name}: expected {f.expected}, got {f.actual or f.error}"
+            for f in report.failures
+        ]
+        lines += [
+            f"{rule}: no test expects {', '.join(lacking)}"
+            for rule, lacking in report.missing.items()
+        ]
+        raise StartupError(f"rule pack {path} fails its own tests:\n" + "\n".join(lines))
+    return ruleset
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    """Parse ``SCREENING_DATA_KEY``; StartupError (without key material) if absent or bad."""
+    if settings.data_keys is None:
+        raise StartupError(
+            "SCREENING_DATA_KEY is not set. In development, `screening serve` generates it "
+            f"into {settings.secrets_file}; in production, provide it (see README)."
+        )
+    try:
+        return KeyRing.parse(settings.data_keys.get_secret_value())
+    except KeySpecError as error:
+        raise StartupError(f"SCREENING_DATA_KEY is invalid: {error}") from None
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: sessionmaker[Session] | None = None,
+    clock: Clock | None = None,
+    ruleset: Ruleset | None = None,
+) -> FastAPI:
+    """Build the application.
+
+    Args:
+        settings: Configuration; ``get_settings()`` when omitted.
+        sessionmaker: Sessions to use (tests pass one bound to a rolled-back transaction);
+            by default an engine is created from ``settings.database_url`` and disposed on
+            shutdown.
+        clock: The time source (tests pass a fixed one).
+        ruleset: An already loaded and checked rule pack; loaded in the lifespan otherwise.
+
+    Raises:
+        StartupError: If the data keys are missing or invalid.
+    """
+    settings = settings or get_settings()
+    keyring = load_keyring(settings)
+    engine = None
+    if sessionmaker is None:
+        engine = make_engine(settings.database_url)
+        sessionmaker = make_sessionmaker(engine)
+    factory = sessionmaker
+    the_clock = clock or SystemClock(settings.timezone)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = ruleset or load_checked_ruleset(settings.rules_path)
+        with session_scope(factory) as session:
+            rulepack_service.store_rule_pack(session, ruleset=loaded, now=the_clock.now())
+        app.state.ruleset = loaded
+        logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Candidacy screening API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.settings = settings
+    app.state.sessionmaker = factory
+    app.state.keyring = keyring
+    app.state.clock = the_clock
+    app.state.metrics = metrics
+    app.state.key_cache = KeyCache()
+    app.state.schema_heads = migrate.head_revisions(migrate.make_config())
+    app.state.ruleset = None
+    app.state.rulesets = rulepack_service.RulesetCache()
+    install_handlers(app, observe=denials.record)
+    app.include_router(screening_router.router)
+    app.include_router(rulepack_router.router)
+    app.include_router(audit_router.router)
+    app.include_router(health_router.router)
+    app.include_router(invitation_router.router)
+    form_router.install(app)
+    app.include_router(review_router.router)
+    app.include_router(account_ui.router)
+    app.include_router(review_ui.router)
+    html.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    return app
+
+
+def create_worker_app() -> FastAPI:
+    """The factory of each uvicorn worker process (``screening serve --workers N``).
+
+    Settings come from the environment and the secrets file; logging is configured here
+    because a spawned worker does not inherit the parent's handlers.
+    """
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    return create_app(settings)

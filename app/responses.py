@@ -1,0 +1,71 @@
+"""Shared by routers: one-step JSON responses and the documented problem responses."""
+
+import json
+from typing import Any
+
+from fastapi import Response
+
+from app.errors import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
+
+
+def problem_doc(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry: a problem+json body with an example."""
+    return {"description": description, "content": {PROBLEM_JSON: {"example": example}}}
+
+
+def problem_example(status: int, slug: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """An example problem+json body for the OpenAPI document."""
+    return {
+        "type": f"{PROBLEM_TYPE_PREFIX}{slug}",
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: problem_doc(
+        "Missing, unknown or revoked API key.",
+        problem_example(401, "unauthorized", "A valid API key is required."),
+    ),
+    403: problem_doc(
+        "The key lacks the needed scope.",
+        problem_example(403, "forbidden", "This API key lacks the 'screenings:write' scope."),
+    ),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: problem_doc(
+        "Not found for this clinic.",
+        problem_example(404, "not-found", "No screening with this id."),
+    )
+}
+_DISABLED_ITEM = {
+    "code": "item_disabled",
+    "pointer": "#/answers/pregnant",
+    "item": "pregnant",
+    "message": "pregnant does not apply given the answer to sex_at_birth; leave it out",
+}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: problem_doc(
+        "Invalid request or answers; nothing was evaluated or stored.",
+        problem_example(
+            422,
+            "validation-failed",
+            "Some answers are not valid; nothing was evaluated or stored.",
+            errors=[_DISABLED_ITEM],
+        ),
+    ),
+    413: problem_doc(
+        "The body is over the size limit.",
+        problem_example(413, "content-too-large", "The request body is larger than 65536 bytes."),
+    ),
+}
+
+
+def json_response(
+    body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """Serialise a JSON-ready dict once, straight to bytes (no response-model round trip)."""
+    # One serialisation step: the service's JSON-ready dict goes straight to bytes.
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(content, status_code, headers, media_type="application/json")

@@ -1,0 +1,1 @@
+"""Rule pack versions: sha256 to canonical content, stored on first load."""

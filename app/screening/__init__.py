@@ -1,0 +1,1 @@
+"""Screenings: submit, read and list; questionnaires."""

@@ -1,0 +1,129 @@
+"""Explain a stored screening: re-evaluate its answers with the rule pack it was made with.
+
+The stored answers are validated and evaluated again with the *stored* rule pack version
+(rebuilt from the ``rule_pack`` row by its sha256, never the pack loaded today) and the
+stored as-of date, so the explanation of a screening made years ago under an older pack is
+exactly the one it was decided with. The re-computed result is compared with the stored
+one; ``matches_stored`` is false only if the stored record or the engine changed.
+"""
+
+import uuid
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit import canonical
+from app.audit import service as audit_service
+from app.crypto import KeyRing
+from app.db.models import Screening
+from app.engine import AnswerErrors, Decision, Ruleset, evaluate, validate_answers
+from app.errors import NotFound
+from app.rulepack.service import RulesetCache
+from app.screening import service as screening_service
+
+RESULT_KEYS = ("decision", "flags", "ruleset", "as_of")
+
+
+def explain(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    rulesets: RulesetCache,
+    clinic_id: uuid.UUID,
+    screening_id: uuid.UUID,
+    actor: audit_service.Actor,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Return the full trace of one of the clinic's screenings; audit it as explained.
+
+    Raises:
+        NotFound: For another clinic's screening or an unknown id.
+    """
+    row = session.scalars(
+        select(Screening).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound("No screening with this id.")
+    content = screening_service.stored_content(keyring, row)
+    stored_body = cast(dict[str, Any], content["result"])
+    stored = {key: stored_body[key] for key in RESULT_KEYS}
+    ruleset = rulesets.get(session, sha256=row.rule_pack_sha256)
+    body = trace(ruleset, content["answers"], as_of=row.as_of_date, stored=stored)
+    audit_service.append(
+        session,
+        action="screening.explained",
+        actor=actor,
+        clinic_id=row.clinic_id,
+        target_type="screening",
+        target_id=row.id,
+        target_sha256=canonical.digest(content),
+        request_id=request_id,
+        ruleset_sha256=row.rule_pack_sha256,
+        detail={"matches_stored": body["matches_stored"]},
+    )
+    return {"id": str(row.id)} | body
+
+
+def trace(ruleset: Ruleset, answers: Any, *, as_of: date, stored: dict[str, Any]) -> dict[str, Any]:
+    """Validate and evaluate ``answers`` again and describe every rule (pure).
+
+    Answers that no longer validate (an altered record) give ``result: null``, the error
+    codes in ``answer_errors`` and ``matches_stored: false``; nothing is raised, so an auditor
+    still sees the stored result.
+    """
+    try:
+        validated = validate_answers(ruleset, answers, as_of=as_of)
+    except AnswerErrors as error:
+        codes = [{"code": err.code, "item": err.item} for err in error.errors]
+        return _body(None, stored, [], codes, ruleset, as_of)
+    decision = evaluate(ruleset, validated, as_of=as_of)
+    return _body(decision.to_dict(), stored, _rules(ruleset, decision), [], ruleset, as_of)
+
+
+def _body(
+    result: dict[str, Any] | None,
+    stored: dict[str, Any],
+    rules: list[dict[str, Any]],
+    answer_errors: list[dict[str, str]],
+    ruleset: Ruleset,
+    as_of: date,
+) -> dict[str, Any]:
+    return {
+        "matches_stored": result == stored,
+        "result": result,
+        "stored": stored,
+        "as_of": as_of.isoformat(),
+        "ruleset": ruleset.ref.to_dict(),
+        "rules": rules,
+        "answer_errors": answer_errors,
+    }
+
+
+def _rules(ruleset: Ruleset, decision: Decision) -> list[dict[str, Any]]:
+    flags = {flag.rule: flag for flag in decision.flags}
+    rules = []
+    for compiled in ruleset.rules:
+        rule, flag = compiled.rule, flags.get(compiled.id)
+        evidence = [] if flag is None else flag.evidence
+        rules.append(
+            {
+                "rule": rule.id,
+                "title": rule.title,
+                "severity": rule.severity,
+                "status": decision.statuses[rule.id].value,
+                "rationale": rule.rationale,
+                "references": list(rule.references),
+                "reason": None if flag is None else flag.reason,
+                "evidence": [
+                    {
+                        "item": item.item,
+                        "question": ruleset.items[item.item].item.text,
+                        "answer": item.answer,
+                    }
+                    for item in evidence
+                ],
+            }
+        )
+    return rules

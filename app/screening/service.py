@@ -1,0 +1,489 @@
+"""Submit, read and list screenings; store and fetch rule packs.
+
+Contracts: every function takes the caller's session and never commits. Every PHI read and
+every write records an audit event in that same transaction. Reads are always filtered by the
+caller's clinic: another clinic's screening is NotFound. Bodies are JSON-ready dicts whose
+stored plaintext is exactly what the API returns, so an idempotent replay is byte-identical.
+"""
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audit import canonical
+from app.audit import service as audit_service
+from app.crypto import KeyRing, field_aad
+from app.db.models import (
+    Decision,
+    FlagSeverity,
+    FlagStatus,
+    IdempotencyKey,
+    Review,
+    Screening,
+    ScreeningFlag,
+    Source,
+)
+from app.engine import AnswerErrors, Ruleset, evaluate, validate_answers
+from app.errors import BadRequest, IdempotencyKeyReused, NotFound, ProblemItem, ValidationFailed
+
+MAX_PAGE = 100
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_PHI_COLUMNS = ("subject_ct", "answers_ct", "result_ct")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A parsed screening request; ``raw`` is the body the idempotency fingerprint covers."""
+
+    questionnaire: str
+    answers: dict[str, Any]
+    subject: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The stored screening's body, and whether it replays an earlier request."""
+
+    body: dict[str, Any]
+    is_replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Filters of the screening list; ``cursor`` is the opaque ``next_cursor``."""
+
+    decision: str | None = None
+    reviewed: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The result JSON of an evaluation and the validated answers it was made from."""
+
+    result: dict[str, Any]
+    answers: dict[str, Any]
+
+
+def evaluate_answers(
+    ruleset: Ruleset, *, questionnaire: str, answers: dict[str, Any], as_of: date
+) -> Evaluation:
+    """Validate and evaluate (nothing stored). Raises ValidationFailed naming each bad item."""
+    if questionnaire != ruleset.questionnaire.id:
+        raise ValidationFailed(
+            "Unknown questionnaire.",
+            errors=[
+                ProblemItem(
+                    "unknown_questionnaire",
+                    f"This service serves the questionnaire {ruleset.questionnaire.id!r}.",
+                    pointer="#/questionnaire",
+                )
+            ],
+        )
+    try:
+        validated = validate_answers(ruleset, answers, as_of=as_of)
+    except AnswerErrors as error:
+        raise ValidationFailed(
+            "Some answers are not valid; nothing was evaluated or stored.",
+            errors=[_answer_problem(err.code, err.item, err.message) for err in error.errors],
+        ) from None
+    return Evaluation(evaluate(ruleset, validated, as_of=as_of).to_dict(), validated.values)
+
+
+def _answer_problem(code: str, item: str, message: str) -> ProblemItem:
+    pointer = f"#/answers/{item}" if item else "#/answers"
+    return ProblemItem(code, message, pointer=pointer, item=item or None)
+
+
+def fingerprint(submission: Submission) -> str:
+    """The sha256 of the request body an Idempotency-Key is bound to."""
+    return canonical.digest(
+        {
+            "questionnaire": submission.questionnaire,
+            "answers": submission.answers,
+            "subject": submission.subject,
+        }
+    )
+
+
+def submit(
+    session: Session,
+    *,
+    ruleset: Ruleset,
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    actor: audit_service.Actor,
+    submission: Submission,
+    idempotency_key: str | None,
+    now: datetime,
+    as_of: date,
+    request_id: str | None = None,
+    source: Source = Source.api,
+) -> Created:
+    """Evaluate and store a screening with its flags and audit event, honouring idempotency.
+
+    Raises ValidationFailed on invalid answers and IdempotencyKeyReused when the key was used
+    with another body. A retry with the same key and body returns the stored screening.
+    """
+    digest = fingerprint(submission)
+    if idempotency_key is not None:
+        _check_idempotency_key(idempotency_key)
+        # Only a digest is stored: clients do put patient references into their keys.
+        idempotency_key = canonical.digest(idempotency_key)
+    # Rules, encryption and digests run before the first statement: on SQLite the transaction
+    # holds the database's write lock from its first statement to its commit.
+    try:
+        evaluation = evaluate_answers(
+            ruleset,
+            questionnaire=submission.questionnaire,
+            answers=submission.answers,
+            as_of=as_of,
+        )
+    except ValidationFailed:
+        # A retry of a stored request replays it even if its answers no longer validate
+        # today, and a reused key wins over the new body's errors, as before evaluation.
+        earlier = _earlier_request(session, clinic_id, idempotency_key)
+        if earlier is not None:
+            return _replay(session, keyring, earlier, digest, actor, request_id)
+        raise
+    result, answers = evaluation.result, evaluation.answers
+    screening_id = uuid.uuid4()
+    body = {
+        "id": str(screening_id),
+        "created_at": canonical.format_datetime(now),
+        "subject": submission.subject,
+        "review": None,
+        **result,
+    }
+    row = _encrypted_row(
+        keyring,
+        screening_id,
+        clinic_id,
+        now,
+        as_of,
+        ruleset.sha256,
+        submission.subject,
+        answers,
+        body,
+        source,
+    )
+    flags = [
+        ScreeningFlag(
+            screening_id=screening_id,
+            rule=flag["rule"],
+            severity=FlagSeverity(flag["severity"]),
+            status=FlagStatus(flag["status"]),
+        )
+        for flag in result["flags"]
+    ]
+    target_sha256 = _content_digest(row, submission.subject, answers, body)
+    earlier = _earlier_request(session, clinic_id, idempotency_key)
+    if earlier is not None:
+        return _replay(session, keyring, earlier, digest, actor, request_id)
+    if idempotency_key is None:
+        session.add_all([row, *flags])
+        session.flush()
+    else:
+        record = IdempotencyKey(
+            clinic_id=clinic_id,
+            key=idempotency_key,
+            request_sha256=digest,
+            screening_id=screening_id,
+            created_at=now,
+        )
+        try:
+            # A concurrent duplicate (PostgreSQL) blocks on the key's primary key until the
+            # first commits, then fails here: undo our rows and replay the first one's.
+            with session.begin_nested():
+                session.add_all([row, *flags])
+                session.flush()  # the key references the screening: insert it first
+                session.add(record)
+        except IntegrityError:
+            earlier = session.get(
+                IdempotencyKey, (clinic_id, idempotency_key), populate_existing=True
+            )
+            if earlier is None:
+                raise
+            return _replay(session, keyring, earlier, digest, actor, request_id)
+    audit_service.append(
+        session,
+        action="screening.created",
+        actor=actor,
+        clinic_id=clinic_id,
+        target_type="screening",
+        target_id=screening_id,
+        request_id=request_id,
+        target_sha256=target_sha256,
+        ruleset_sha256=ruleset.sha256,
+        detail={
+            "decision": result["decision"],
+            "source": source.value,
+            "flags": [flag["rule"] for flag in result["flags"]],
+        },
+    )
+    return Created(body=body, is_replay=False)
+
+
+def _earlier_request(
+    session: Session, clinic_id: uuid.UUID, idempotency_key: str | None
+) -> IdempotencyKey | None:
+    if idempotency_key is None:
+        return None
+    return session.get(IdempotencyKey, (clinic_id, idempotency_key))
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest(
+            "Idempotency-Key must be 1-255 printable ASCII characters.",
+            errors=[
+                ProblemItem("invalid_idempotency_key", "Use a UUID.", parameter="Idempotency-Key")
+            ],
+        )
+
+
+def _encrypted_row(
+    keyring: KeyRing,
+    screening_id: uuid.UUID,
+    clinic_id: uuid.UUID,
+    now: datetime,
+    as_of: date,
+    rule_pack_sha256: str,
+    subject: dict[str, Any],
+    answers: dict[str, Any],
+    body: dict[str, Any],
+    source: Source = Source.api,
+) -> Screening:
+    ciphertexts = {}
+    key_id = keyring.current_kid
+    for column, value in zip(_PHI_COLUMNS, (subject, answers, body), strict=True):
+        aad = field_aad("screening", column, screening_id)
+        key_id, ciphertexts[column] = keyring.encrypt(_json_bytes(value), aad)
+    return Screening(
+        id=screening_id,
+        clinic_id=clinic_id,
+        created_at=now,
+        as_of_date=as_of,
+        decision=Decision(body["decision"]),
+        rule_pack_sha256=rule_pack_sha256,
+        has_exclude=any(
+            flag["severity"] == "exclude" and flag["status"] == "fired" for flag in body["flags"]
+        ),
+        source=source,
+        key_id=key_id,
+        **ciphertexts,
+    )
+
+
+def _json_bytes(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _decrypt(keyring: KeyRing, row: Screening, column: str) -> Any:
+    ciphertext: bytes = getattr(row, column)
+    aad = field_aad("screening", column, row.id)
+    return json.loads(keyring.decrypt(row.key_id, ciphertext, aad))
+
+
+def stored_content(keyring: KeyRing, row: Screening) -> dict[str, object]:
+    """The decrypted content of a stored screening that its audit digest covers."""
+    return canonical.screening_content(
+        clinic_id=row.clinic_id,
+        as_of=row.as_of_date,
+        decision=row.decision,
+        rule_pack_sha256=row.rule_pack_sha256,
+        subject=_decrypt(keyring, row, "subject_ct"),
+        answers=_decrypt(keyring, row, "answers_ct"),
+        result=_decrypt(keyring, row, "result_ct"),
+    )
+
+
+def _content_digest(row: Screening, subject: object, answers: object, body: object) -> str:
+    return canonical.screening_content_digest(
+        clinic_id=row.clinic_id,
+        as_of=row.as_of_date,
+        decision=row.decision,
+        rule_pack_sha256=row.rule_pack_sha256,
+        subject=subject,
+        answers=answers,
+        result=body,
+    )
+
+
+def _replay(
+    session: Session,
+    keyring: KeyRing,
+    earlier: IdempotencyKey,
+    digest: str,
+    actor: audit_service.Actor,
+    request_id: str | None,
+) -> Created:
+    if earlier.request_sha256 != digest:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request body.",
+            errors=[
+                ProblemItem(
+                    "idempotency_key_reused",
+                    "Use a new key for a new request.",
+                    parameter="Idempotency-Key",
+                )
+            ],
+        )
+    row = session.get_one(Screening, earlier.screening_id)
+    body = _read_body(session, keyring, [row])[0]
+    _audit_read(session, keyring, row, actor, request_id, via="idempotent_replay")
+    return Created(body=body, is_replay=True)
+
+
+def _read_body(session: Session, keyring: KeyRing, rows: list[Screening]) -> list[dict[str, Any]]:
+    reviews = _latest_reviews(session, [row.id for row in rows])
+    bodies = []
+    for row in rows:
+        body: dict[str, Any] = _decrypt(keyring, row, "result_ct")
+        body["review"] = reviews.get(row.id)
+        bodies.append(body)
+    return bodies
+
+
+def _latest_reviews(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(Review).where(Review.screening_id.in_(ids)).order_by(Review.created_at)
+    )
+    return {
+        review.screening_id: {
+            "disposition": review.disposition,
+            "created_at": canonical.format_datetime(review.created_at),
+        }
+        for review in rows
+    }
+
+
+def _audit_read(
+    session: Session,
+    keyring: KeyRing,
+    row: Screening,
+    actor: audit_service.Actor,
+    request_id: str | None,
+    via: str = "api",
+) -> None:
+    audit_service.append(
+        session,
+        action="screening.read",
+        actor=actor,
+        clinic_id=row.clinic_id,
+        target_type="screening",
+        target_id=row.id,
+        target_sha256=canonical.digest(stored_content(keyring, row)),
+        request_id=request_id,
+        ruleset_sha256=row.rule_pack_sha256,
+        detail={"via": via},
+    )
+
+
+def get(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    screening_id: uuid.UUID,
+    actor: audit_service.Actor,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Return one of the clinic's screenings and audit the read; NotFound for any other."""
+    row = session.scalars(
+        select(Screening).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound("No screening with this id.")
+    body = _read_body(session, keyring, [row])[0]
+    _audit_read(session, keyring, row, actor, request_id)
+    return body
+
+
+def list_screenings(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    actor: audit_service.Actor,
+    filters: ListFilter,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Return ``{"items", "next_cursor"}``: the clinic's screenings, newest first (keyset)."""
+    query = select(Screening).where(Screening.clinic_id == clinic_id)
+    if filters.decision is not None:
+        query = query.where(Screening.decision == Decision(filters.decision))
+    if filters.reviewed is not None:
+        has_review = exists().where(Review.screening_id == Screening.id)
+        query = query.where(has_review if filters.reviewed else ~has_review)
+    if filters.created_after is not None:
+        query = query.where(Screening.created_at > filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(Screening.created_at < filters.created_before)
+    if filters.cursor is not None:
+        at, last_id = decode_cursor(filters.cursor)
+        query = query.where(
+            Screening.created_at <= at,
+            or_(
+                Screening.created_at < at, and_(Screening.created_at == at, Screening.id < last_id)
+            ),
+        )
+    limit = max(1, min(filters.limit, MAX_PAGE))
+    query = query.order_by(Screening.created_at.desc(), Screening.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(query))
+    page, more = rows[:limit], len(rows) > limit
+    audit_service.append(
+        session,
+        action="screening.listed",
+        actor=actor,
+        clinic_id=clinic_id,
+        target_type="screening",
+        request_id=request_id,
+        detail={"count": len(page), "screening_ids": [str(row.id) for row in page]},
+    )
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return {"items": _read_body(session, keyring, page), "next_cursor": next_cursor}
+
+
+def encode_cursor(created_at: datetime, screening_id: uuid.UUID) -> str:
+    """Return the opaque cursor for the position after this screening."""
+    raw = _json_bytes({"t": canonical.format_datetime(created_at), "i": screening_id.hex})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Parse a cursor from ``encode_cursor``; ValidationFailed if it is not one."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(raw["t"]), uuid.UUID(hex=raw["i"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ValidationFailed(
+            "The cursor is not valid.",
+            errors=[
+                ProblemItem(
+                    "invalid_cursor", "Pass back a next_cursor unchanged.", parameter="cursor"
+                )
+            ],
+        ) from None
+
+
+def get_questionnaire(ruleset: Ruleset, *, questionnaire_id: str) -> dict[str, Any]:
+    """Return the questionnaire definition; NotFound unless it is the loaded one."""
+    if questionnaire_id != ruleset.questionnaire.id:
+        raise NotFound("No questionnaire with this id.")
+    document = ruleset.questionnaire.model_dump(mode="json", exclude_none=True)
+    return document | {"ruleset": ruleset.ref.to_dict()}

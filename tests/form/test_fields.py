@@ -1,0 +1,79 @@
+"""Lenient parsing of submitted form fields (pure)."""
+
+import pytest
+
+from app.engine import Ruleset
+from app.form.fields import READING_UNKNOWN, parse_month, parse_page
+
+
+@pytest.mark.parametrize(
+    ("text", "month"),
+    [("3", 3), ("03", 3), ("12", 12), ("Mar", 3), ("march", 3), ("MARZO", 3), ("sept.", 9),
+     ("setiembre", 9), ("dic", 12), ("agosto", 8), ("Feb", 2)],
+)  # fmt: skip
+def test_months_are_read_from_digits_and_names(text: str, month: int) -> None:
+    assert parse_month(text) == month
+
+
+@pytest.mark.parametrize("text", ["0", "13", "ma", "ju", "smarch", ""])
+def test_ambiguous_or_impossible_months_are_rejected(text: str) -> None:
+    assert parse_month(text) is None
+
+
+def _items(ruleset: Ruleset, *ids: str) -> tuple:  # type: ignore[type-arg]
+    return tuple(ruleset.items[item_id].item for item_id in ids)
+
+
+def test_dates_accept_one_or_two_digits_and_month_names(ruleset: Ruleset) -> None:
+    items = _items(ruleset, "date_of_birth")
+    form = {"date_of_birth-month": [" marzo "], "date_of_birth-day": ["7"],
+            "date_of_birth-year": ["1985"]}  # fmt: skip
+    assert parse_page(items, form).values == {"date_of_birth": "1985-03-07"}
+
+
+@pytest.mark.parametrize(
+    ("parts", "key"),
+    [(("2", "30", "1990"), "error.date_invalid"), (("2", "3", "90"), "error.date_year"),
+     (("", "3", "1990"), "error.date_incomplete"), (("", "", ""), "error.date_missing")],
+)  # fmt: skip
+def test_bad_dates_get_a_specific_error(
+    ruleset: Ruleset, parts: tuple[str, str, str], key: str
+) -> None:
+    form = {f"date_of_birth-{p}": [v] for p, v in zip(("month", "day", "year"), parts, strict=True)}
+    parsed = parse_page(_items(ruleset, "date_of_birth"), form)
+    assert [error.key for error in parsed.errors] == [key]
+    assert parsed.values == {}
+
+
+def test_a_whole_reading_in_the_first_box_is_split(ruleset: Ruleset) -> None:
+    items = _items(ruleset, "systolic_bp", "diastolic_bp")
+    parsed = parse_page(items, {"systolic_bp": ["135 / 85"], "diastolic_bp": [""]})
+    assert parsed.values == {"systolic_bp": 135, "diastolic_bp": 85}
+
+
+def test_numbers_may_carry_their_unit_but_not_letters(ruleset: Ruleset) -> None:
+    items = _items(ruleset, "systolic_bp", "diastolic_bp")
+    parsed = parse_page(items, {"systolic_bp": ["120 mmHg"], "diastolic_bp": ["eighty"]})
+    assert parsed.values == {"systolic_bp": 120}
+    assert [(e.item, e.key) for e in parsed.errors] == [("diastolic_bp", "error.not_a_number")]
+
+
+def test_i_dont_know_my_reading_leaves_both_numbers_unanswered(ruleset: Ruleset) -> None:
+    items = _items(ruleset, "systolic_bp", "diastolic_bp")
+    parsed = parse_page(items, {READING_UNKNOWN: ["yes"]})
+    assert parsed.values == {}
+    assert parsed.unknown == {"systolic_bp", "diastolic_bp"}
+    assert parsed.errors == []
+
+
+def test_required_questions_need_an_answer_and_tampered_values_are_refused(
+    ruleset: Ruleset,
+) -> None:
+    items = _items(ruleset, "conditions", "sex_at_birth", "breastfeeding")
+    parsed = parse_page(items, {"conditions": ["made_up"], "breastfeeding": ["unsure"]})
+    assert parsed.values == {}
+    assert [e.key for e in parsed.errors] == [
+        "error.choose_some",
+        "error.choose_one",
+        "error.choose_one",
+    ]

@@ -1,0 +1,288 @@
+"""Review pages in headless Chromium against a real `screening serve`: the flow, no-JS, axe.
+
+Debian's Chromium (``/usr/bin/chromium``, installed by ``.ci/run``) is driven by Playwright;
+``playwright install`` is never needed. Screenshots go to ``test-artifacts/``.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from app.account import service as account_service
+from app.audit import service as audit_service
+from app.db import migrate
+from app.db.engine import make_engine, make_sessionmaker
+from app.db.models import Role
+from app.db.session import session_scope
+from app.engine import Ruleset
+from tests.factories import AUDIT_KEY, DATA_KEY
+from tests.review.seed import PASSWORD, Seeded, seed_queue
+
+CHROMIUM = os.environ.get("SCREENING_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+QUEUE_ORDER = ["MRN-HEART-FAILURE", "MRN-PREGNANT", "MRN-UNSURE-CONCUSSION", "MRN-ELEVATED-BP"]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None and os.environ.get("CI") != "true",
+    reason=f"{CHROMIUM} is not installed (CI installs it and never skips)",
+)
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    seeded: Seeded
+    # A physician created with a generated one-time password (must change it first).
+    newcomer: str
+    one_time_password: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _seed(database_url: str, ruleset: Ruleset) -> tuple[Seeded, str]:
+    migrate.upgrade(migrate.make_config(database_url=database_url))
+    engine = make_engine(database_url)
+    with session_scope(make_sessionmaker(engine)) as session:
+        seeded = seed_queue(session, ruleset=ruleset, now=datetime.now(UTC))
+        newcomer = account_service.create_user(
+            session,
+            clinic_name="Seed clinic",
+            email="newcomer@example.org",
+            role=Role.physician,
+            display_name="Dr Newcomer",
+            actor=audit_service.Actor.cli(),
+            now=datetime.now(UTC),
+        )
+    engine.dispose()
+    assert newcomer.password is not None
+    return seeded, newcomer.password
+
+
+@contextmanager
+def _serve(database_url: str, ruleset: Ruleset, tmp_path: Path) -> Iterator[Live]:
+    """Seed ``database_url`` and run `screening serve` on it until the block ends."""
+    seeded, one_time_password = _seed(database_url, ruleset)
+    port = _free_port()
+    env = os.environ | {
+        "SCREENING_ENVIRONMENT": "test",
+        "SCREENING_DATABASE_URL": database_url,
+        "SCREENING_DATA_KEY": DATA_KEY,
+        "SCREENING_AUDIT_KEY": AUDIT_KEY,
+        "SCREENING_SECRETS_FILE": str(tmp_path / "secrets.env"),
+        "SCREENING_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=tmp_path
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not become ready within 30 s")
+        yield Live(url, seeded, "newcomer@example.org", one_time_password)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def live(empty_database_url: str, ruleset: Ruleset, tmp_path: Path) -> Iterator[Live]:
+    """A server on each backend: for flows whose outcome depends on the database."""
+    with _serve(empty_database_url, ruleset, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def sqlite_live(ruleset: Ruleset, tmp_path: Path) -> Iterator[Live]:
+    """A server on SQLite only: for what the backend cannot change (layout, accessibility)."""
+    with _serve(f"sqlite:///{tmp_path / 'pages.db'}", ruleset, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _sign_in(page: Page, live: Live) -> None:
+    page.goto(f"{live.url}/review")
+    expect(page).to_have_url(f"{live.url}/sign-in?next=%2Freview")
+    page.get_by_label("Email address").fill(live.seeded.physician)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live.url}/review")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_sign_in_review_and_sign_off_then_open_next(
+    live: Live, browser: Browser, backend: str, javascript: bool
+) -> None:
+    context = browser.new_context(
+        java_script_enabled=javascript, viewport={"width": 1100, "height": 900}
+    )
+    page = context.new_page()
+    tag = f"{backend}-{'js' if javascript else 'nojs'}"
+    _sign_in(page, live)
+    expect(page.locator(".queue-link")).to_have_text(QUEUE_ORDER)
+    _shot(page, f"queue-{tag}")
+
+    page.get_by_role("link", name="MRN-HEART-FAILURE").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Screening MRN-HEART-FAILURE")
+    flag = page.locator("section.flag", has_text="Heart failure")
+    expect(flag.locator("dt")).to_have_text(
+        "Has a doctor ever told you that you have heart failure?"
+    )
+    expect(flag.locator("mark")).to_have_text("Patient answered: Yes")
+    _shot(page, f"detail-{tag}")
+
+    # Clearing a fired exclusion without a reason: a clear error, nothing saved.
+    page.get_by_label("Cleared for consultation").check()
+    page.get_by_role("button", name="Sign off and open next").click()
+    expect(page).to_have_title("Error: Screening MRN-HEART-FAILURE \N{EN DASH} Physician review")
+    summary = page.locator(".error-summary")
+    expect(summary).to_contain_text("Choose why you are clearing a patient with an exclusion flag.")
+    expect(summary).to_contain_text("Write a note explaining why the exclusion does not apply.")
+    _shot(page, f"detail-error-{tag}")
+
+    page.get_by_label("Declined: not suitable").check()
+    page.get_by_label("Note").fill("Heart failure confirmed with the patient; refer to cardiology.")
+    page.get_by_role("button", name="Sign off and open next").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Screening MRN-PREGNANT")
+    expect(page.get_by_role("status")).to_have_text("Your sign-off was saved.")
+
+    page.get_by_role("link", name="Back to the queue").click()
+    expect(page.locator(".queue-link")).to_have_text(QUEUE_ORDER[1:])
+    context.close()
+
+
+def test_second_physician_on_the_same_version_sees_already_signed(
+    live: Live, browser: Browser
+) -> None:
+    first, second = browser.new_context(), browser.new_context()
+    pages = [first.new_page(), second.new_page()]
+    for page, email in zip(pages, [live.seeded.physician, live.seeded.colleague], strict=True):
+        page.goto(f"{live.url}/sign-in")
+        page.get_by_label("Email address").fill(email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="MRN-ELEVATED-BP").click()
+    for page, note in zip(pages, ["Fine to proceed.", "My note must survive."], strict=True):
+        page.get_by_label("Cleared for consultation").check()
+        page.get_by_label("Note").fill(note)
+    pages[0].get_by_role("button", name="Sign off", exact=True).click()
+    expect(pages[0].get_by_role("status")).to_have_text("Your sign-off was saved.")
+    pages[1].get_by_role("button", name="Sign off", exact=True).click()
+    alert = pages[1].locator(".error-summary")
+    expect(alert).to_contain_text("Already signed by Dr Rivera at")
+    expect(pages[1].get_by_label("Note")).to_have_value("My note must survive.")
+    expect(pages[1].locator(".history li")).to_have_count(1)
+    _shot(pages[1], "detail-already-signed")
+    first.close()
+    second.close()
+
+
+def _axe(page: Page) -> list[dict[str, Any]]:
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
+    violations: list[dict[str, Any]] = results.response["violations"]
+    return [{"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]} for v in violations]
+
+
+def test_axe_finds_no_wcag_violations(sqlite_live: Live, browser: Browser) -> None:
+    live = sqlite_live
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live.url}/sign-in")
+    assert _axe(page) == []
+    _shot(page, "sign-in")
+    _sign_in(page, live)
+    assert _axe(page) == []
+    page.get_by_role("link", name="MRN-UNSURE-CONCUSSION").click()
+    assert _axe(page) == []
+    page.get_by_role("button", name="Sign off", exact=True).click()  # error state
+    expect(page.locator(".error-summary")).to_be_visible()
+    assert _axe(page) == []
+    context.close()
+
+
+def test_pages_reflow_at_320_px(sqlite_live: Live, browser: Browser) -> None:
+    live = sqlite_live
+    context = browser.new_context(viewport={"width": 320, "height": 640}, device_scale_factor=2)
+    page = context.new_page()
+    _sign_in(page, live)
+    for path in ["/review", f"/review/screenings/{live.seeded.queue[1]}"]:
+        page.goto(live.url + path)
+        widths = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], path
+    _shot(page, "detail-320px")
+    context.close()
+
+
+def test_one_time_password_must_be_changed_before_the_queue(
+    sqlite_live: Live, browser: Browser
+) -> None:
+    live = sqlite_live
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live.url}/review")
+    page.get_by_label("Email address").fill(live.newcomer)
+    page.get_by_label("Password").fill(live.one_time_password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live.url}/account/password?next=%2Freview")
+    expect(page.get_by_role("status")).to_contain_text("one-time password")
+    assert _axe(page) == []
+    page.goto(f"{live.url}/review")  # the queue stays closed until the password is changed
+    expect(page.get_by_role("heading", level=1)).to_have_text("Change your password")
+    page.get_by_label("One-time password").fill(live.one_time_password)
+    page.get_by_label("New password", exact=True).fill("short")
+    page.get_by_label("New password again").fill("short")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator(".error-summary")).to_contain_text("at least 12 characters")
+    assert _axe(page) == []
+    _shot(page, "change-password-error")
+    page.get_by_label("One-time password").fill(live.one_time_password)
+    page.get_by_label("New password", exact=True).fill("a long and private sentence")
+    page.get_by_label("New password again").fill("a long and private sentence")
+    page.get_by_role("button", name="Change password").click()
+    expect(page).to_have_url(f"{live.url}/review")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Review queue")
+    context.close()
