@@ -1,5 +1,6 @@
-"""`screening form configure`: a clinic's phone number and the sites allowed to embed its form."""
+"""`screening form`: a clinic's phone number, who may embed its form, and draft retention."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -50,3 +51,18 @@ def configure(
     finally:
         engine.dispose()
     typer.echo(f"{clinic}: {shown}")
+
+
+@app.command("purge-drafts")
+def purge_drafts() -> None:
+    """Delete the saved answers of invitations that expired without being submitted."""
+    settings = settings_or_exit()
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            count = invitation_service.purge_expired_drafts(
+                session, now=datetime.now(UTC), actor=audit_service.Actor.cli()
+            )
+    finally:
+        engine.dispose()
+    typer.echo(f"deleted the saved answers of {count} expired, unsubmitted invitation(s)")

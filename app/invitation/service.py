@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.apikey import service as apikey_service
@@ -247,3 +247,31 @@ def configure_clinic(
 
 def _json_bytes(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def purge_expired_drafts(session: Session, *, now: datetime, actor: audit_service.Actor) -> int:
+    """Delete the answers in progress of invitations that expired unsubmitted.
+
+    The invitation row stays (the audit trail names it); only its encrypted draft goes. One
+    audit event records how many were purged. Never commits.
+
+    Returns:
+        The number of invitations whose draft was deleted.
+    """
+    expired = select(Invitation.id).where(
+        Invitation.expires_at < now,
+        Invitation.submitted_at.is_(None),
+        Invitation.draft_ct.is_not(None),
+    )
+    ids = list(session.scalars(expired))
+    if ids:
+        session.execute(update(Invitation).where(Invitation.id.in_(ids)).values(draft_ct=None))
+        audit_service.append(
+            session,
+            action="invitation.drafts_purged",
+            actor=actor,
+            clinic_id=None,
+            target_type="invitation",
+            detail={"invitations": len(ids)},
+        )
+    return len(ids)
