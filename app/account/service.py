@@ -19,16 +19,7 @@ from app.account import password as passwords
 from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
-from app.db.models import (
-    ActorType,
-    ApiKey,
-    AuditOutcome,
-    Clinic,
-    LoginFailure,
-    Role,
-    UserAccount,
-    WebSession,
-)
+from app.db.models import ActorType, ApiKey, AuditOutcome, Clinic, LoginFailure, Role, UserAccount
 from app.errors import Conflict, Forbidden, NotFound, ProblemItem, ValidationFailed
 
 MAX_FAILURES = 5
@@ -74,15 +65,6 @@ class CreatedUser:
     clinic_id: uuid.UUID
     password: str | None
     is_new_clinic: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordChange:
-    """A change-password form: the current password, the new one and its confirmation."""
-
-    current: str
-    new: str
-    confirm: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,77 +377,3 @@ def require_totp(
         target_type="clinic",
         target_id=clinic.id,
     )
-
-
-def change_password(
-    session: Session,
-    *,
-    user_id: uuid.UUID,
-    change: PasswordChange,
-    keep_session: str,
-    now: datetime,
-    request_id: str | None = None,
-) -> None:
-    """Replace the user's password (argon2id) and end their other sessions; audit it.
-
-    The new password must have ``MIN_LENGTH`` characters, differ from the current one and
-    match its confirmation; the current one must be right. Raises ValidationFailed listing
-    every problem (nothing is changed). Clears ``must_change_password``.
-    """
-    user = session.get_one(UserAccount, user_id)
-    problems = _password_change_problems(user, change)
-    if problems:
-        raise ValidationFailed("The password was not changed.", errors=problems)
-    user.password_hash = passwords.hash_password(change.new)
-    user.must_change_password = False
-    others = select(WebSession).where(
-        WebSession.user_id == user.id,
-        WebSession.ended_at.is_(None),
-        WebSession.token_hash != keep_session,
-    )
-    for other in session.scalars(others):
-        other.ended_at = now
-    audit_service.append(
-        session,
-        action="user.password_changed",
-        actor=audit_service.Actor(ActorType.user, str(user.id)),
-        clinic_id=user.clinic_id,
-        target_type="user",
-        target_id=user.id,
-        request_id=request_id,
-    )
-
-
-def _password_change_problems(user: UserAccount, change: PasswordChange) -> list[ProblemItem]:
-    problems = []
-    if not passwords.verify_password(user.password_hash, change.current):
-        problems.append(
-            ProblemItem(
-                "wrong_password", "Your current password is not correct.", pointer="#/current"
-            )
-        )
-    if len(change.new) < passwords.MIN_LENGTH:
-        problems.append(
-            ProblemItem(
-                "password_too_short",
-                f"Choose a new password with at least {passwords.MIN_LENGTH} characters.",
-                pointer="#/new",
-            )
-        )
-    elif passwords.verify_password(user.password_hash, change.new):
-        problems.append(
-            ProblemItem(
-                "password_unchanged",
-                "Choose a new password that is different from your current one.",
-                pointer="#/new",
-            )
-        )
-    if change.confirm != change.new:
-        problems.append(
-            ProblemItem(
-                "password_mismatch",
-                "Type the same new password in both boxes.",
-                pointer="#/confirm",
-            )
-        )
-    return problems

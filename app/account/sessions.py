@@ -1,7 +1,8 @@
-"""Server-side browser sessions: start, resume (idle and absolute limits), end; CSRF tokens.
+"""Browser sessions: sign in, resume (idle and absolute limits), end; CSRF; password change.
 
 The cookie holds a 256-bit random token; the table holds only its sha256, so a database
 read does not yield a usable session. Each session has its own CSRF token for form POSTs.
+Functions take the caller's session and never commit.
 """
 
 import hashlib
@@ -10,13 +11,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.account import password as passwords
 from app.account import service as account_service
 from app.account.service import Principal, principal_of
 from app.audit import service as audit_service
 from app.crypto import KeyRing
 from app.db.models import UserAccount, WebSession
+from app.errors import ProblemItem, ValidationFailed
 
 IDLE_TIMEOUT = timedelta(minutes=15)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
@@ -34,6 +38,15 @@ class WebUser:
     csrf_token: str
     token_hash: str
     must_change_password: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """A change-password form: the current password, the new one and its confirmation."""
+
+    current: str
+    new: str
+    confirm: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,28 +127,6 @@ def sign_in(
     return WebSignIn(token, must_change_password=result.must_change_password)
 
 
-def change_password(
-    session: Session,
-    *,
-    web_user: WebUser,
-    change: account_service.PasswordChange,
-    now: datetime,
-    request_id: str | None = None,
-) -> None:
-    """Change the signed-in user's password, keeping this session and ending the others.
-
-    Raises ValidationFailed (see ``account_service.change_password``).
-    """
-    account_service.change_password(
-        session,
-        user_id=web_user.principal.user_id,
-        change=change,
-        keep_session=web_user.token_hash,
-        now=now,
-        request_id=request_id,
-    )
-
-
 def end(session: Session, *, web_user: WebUser, now: datetime, request_id: str | None) -> None:
     """Sign out: end the session server-side (a replayed cookie is then worthless)."""
     row = session.get_one(WebSession, web_user.token_hash)
@@ -149,6 +140,80 @@ def end(session: Session, *, web_user: WebUser, now: datetime, request_id: str |
         target_id=web_user.principal.user_id,
         request_id=request_id,
     )
+
+
+def change_password(
+    session: Session,
+    *,
+    web_user: WebUser,
+    change: PasswordChange,
+    now: datetime,
+    request_id: str | None = None,
+) -> None:
+    """Replace the signed-in user's password (argon2id); end their other sessions; audit it.
+
+    The new password must have ``MIN_LENGTH`` characters, differ from the current one and
+    match its confirmation; the current one must be right. Raises ValidationFailed listing
+    every problem (nothing is changed). Clears ``must_change_password``; this session stays
+    signed in, any other (a stolen cookie, a forgotten browser) ends.
+    """
+    user = session.get_one(UserAccount, web_user.principal.user_id)
+    problems = _password_change_problems(user, change)
+    if problems:
+        raise ValidationFailed("The password was not changed.", errors=problems)
+    user.password_hash = passwords.hash_password(change.new)
+    user.must_change_password = False
+    others = select(WebSession).where(
+        WebSession.user_id == user.id,
+        WebSession.ended_at.is_(None),
+        WebSession.token_hash != web_user.token_hash,
+    )
+    for other in session.scalars(others):
+        other.ended_at = now
+    audit_service.append(
+        session,
+        action="user.password_changed",
+        actor=web_user.principal.actor,
+        clinic_id=user.clinic_id,
+        target_type="user",
+        target_id=user.id,
+        request_id=request_id,
+    )
+
+
+def _password_change_problems(user: UserAccount, change: PasswordChange) -> list[ProblemItem]:
+    problems = []
+    if not passwords.verify_password(user.password_hash, change.current):
+        problems.append(
+            ProblemItem(
+                "wrong_password", "Your current password is not correct.", pointer="#/current"
+            )
+        )
+    if len(change.new) < passwords.MIN_LENGTH:
+        problems.append(
+            ProblemItem(
+                "password_too_short",
+                f"Choose a new password with at least {passwords.MIN_LENGTH} characters.",
+                pointer="#/new",
+            )
+        )
+    elif passwords.verify_password(user.password_hash, change.new):
+        problems.append(
+            ProblemItem(
+                "password_unchanged",
+                "Choose a new password that is different from your current one.",
+                pointer="#/new",
+            )
+        )
+    if change.confirm != change.new:
+        problems.append(
+            ProblemItem(
+                "password_mismatch",
+                "Type the same new password in both boxes.",
+                pointer="#/confirm",
+            )
+        )
+    return problems
 
 
 def is_valid_csrf(web_user: WebUser, given: str | None) -> bool:

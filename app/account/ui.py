@@ -6,7 +6,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.account import service as account_service
 from app.account import sessions
 from app.account.schemas import ChangePasswordForm, SignInForm, SignOutForm
 from app.deps import ClockDep, KeyRingDep, RequestIdDep, SessionDep, SignedInDep, session_cookie
@@ -64,10 +63,13 @@ def sign_in(
     if result.token is None:
         context = {"next": safe_next(form.next), "error": result.message, "email": form.email}
         return render(request, "sign_in.html", context, 429 if result.is_locked else 400)
-    target = safe_next(form.next)
-    if result.must_change_password:
+    return _signed_in(request, result.token, safe_next(form.next), result.must_change_password)
+
+
+def _signed_in(request: Request, token: str, target: str, must_change_password: bool) -> Response:
+    if must_change_password:  # the queue stays closed until the one-time password is replaced
         target = f"{CHANGE_PASSWORD_PATH}?next={quote(target, safe='')}"
-    return _with_cookie(request, RedirectResponse(target, status_code=303), result.token)
+    return _with_cookie(request, RedirectResponse(target, status_code=303), token)
 
 
 def _with_cookie(request: Request, response: Response, token: str) -> Response:
@@ -116,7 +118,7 @@ def change_password(
     """Set a new password (this session stays signed in, others end); then go on."""
     if not is_valid_form(request, web_user, form.csrf_token):
         return forbidden(request)
-    change = account_service.PasswordChange(
+    change = sessions.PasswordChange(
         form.current_password, form.new_password, form.confirm_password
     )
     try:

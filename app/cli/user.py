@@ -65,7 +65,9 @@ def _keyring() -> KeyRing:
 
 @app.command("create")
 def create(
-    clinic: Annotated[str, typer.Option(help="Clinic name; created if it does not exist.")],
+    clinic: Annotated[
+        str, typer.Option(help="An existing clinic's name (`screening apikey create` makes one).")
+    ],
     email: Annotated[str, typer.Option(help="Sign-in email address (unique).")],
     role: Annotated[RoleOption, typer.Option(help="physician (signs off) or admin.")],
     name: Annotated[str | None, typer.Option(help="Name shown on reviews.")] = None,
@@ -73,7 +75,11 @@ def create(
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
 ) -> None:
-    """Create a user; prints a generated one-time password unless --password-stdin is given."""
+    """Create a user; prints a generated one-time password unless --password-stdin is given.
+
+    A generated password must be changed at the first sign-in. Exits 1 for an unknown clinic
+    or an email address already in use.
+    """
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     created = _run(
         lambda session: account_service.create_user(
