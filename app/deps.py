@@ -1,18 +1,21 @@
-"""Every Annotated dependency alias: SessionDep, RulesetDep, KeyRingDep, ClinicClient, Clock."""
+"""Every Annotated dependency alias: SessionDep, TransactionDep, RulesetDep, ClinicClient, ..."""
 
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from types import TracebackType
 from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from fastapi.security.base import SecurityBase
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.account import service as account_service
 from app.account import sessions
@@ -87,14 +90,67 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+class Transaction:
+    """The request's one transaction, opened by the sync endpoint itself.
+
+    ``with transaction as session:`` commits on success and rolls back on any exception.
+
+    For endpoints that write on every call (``POST /v1/screenings``, every audited read): the
+    whole transaction then runs in the endpoint's one threadpool call, instead of three
+    (``SessionDep`` enters and exits in threadpool calls of their own; bench/README.md). The
+    commit happens before the endpoint returns, so before the response is sent, and a failed
+    commit raises instead of becoming a 2xx.
+    """
+
+    __slots__ = ("_factory", "_scope")
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+        self._scope: AbstractContextManager[Session] | None = None
+
+    def __enter__(self) -> Session:
+        """Begin: a new session from the app's sessionmaker."""
+        if self._scope is not None:
+            raise RuntimeError("the request's transaction is already open")
+        self._scope = session_scope(self._factory)
+        return self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Commit, or roll back and re-raise."""
+        scope, self._scope = self._scope, None
+        assert scope is not None
+        return scope.__exit__(exc_type, exc, tb)
+
+
+async def get_transaction(request: Request) -> Transaction:
+    """The request's transaction, to be opened in a sync endpoint (see ``Transaction``)."""
+    return Transaction(request.app.state.sessionmaker)
+
+
 # Dependencies that only read app or request state are ``async def``: each ``def`` dependency
 # costs a threadpool round trip per request (see bench/README.md), and these never block.
 
 
-async def get_ruleset(request: Request) -> Ruleset:
-    """The rule pack loaded at startup."""
+def ruleset_of(request: Request) -> Ruleset:
+    """The rule pack loaded at startup (``RulesetDep`` without a dependency to solve)."""
     ruleset: Ruleset = request.app.state.ruleset
     return ruleset
+
+
+def clock_of(request: Request) -> Clock:
+    """The clock of this app (``ClockDep`` without a dependency to solve)."""
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def get_ruleset(request: Request) -> Ruleset:
+    """The rule pack loaded at startup."""
+    return ruleset_of(request)
 
 
 async def get_stored_rulesets(request: Request) -> RulesetCache:
@@ -111,8 +167,7 @@ async def get_keyring(request: Request) -> KeyRing:
 
 async def get_clock(request: Request) -> Clock:
     """The clock of this app (a fixed one in tests)."""
-    clock: Clock = request.app.state.clock
-    return clock
+    return clock_of(request)
 
 
 async def get_request_id(request: Request) -> str:
@@ -121,6 +176,7 @@ async def get_request_id(request: Request) -> str:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+TransactionDep = Annotated[Transaction, Depends(get_transaction)]
 RulesetDep = Annotated[Ruleset, Depends(get_ruleset)]
 StoredRulesetsDep = Annotated[RulesetCache, Depends(get_stored_rulesets)]
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
@@ -143,45 +199,49 @@ def _look_up_key(request: Request, key: str) -> apikey_service.Client | None:
         return apikey_service.authenticate(session, key=key)
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> apikey_service.Client:
-    """Resolve the API key to its clinic; 401 when it is missing, unknown or revoked.
+class ApiKeyAuth(SecurityBase):
+    """The clinic API key dependency: bearer token → cached client → scope check, in one step.
 
-    ``async``: a cached key costs neither a threadpool round trip nor a session; a key not
-    in the cache is looked up in the threadpool, in a short transaction of its own.
+    One ``async`` dependency instead of a chain (bearer → authenticate → scope check): FastAPI
+    solves every dependency of every request, and the chain was most of ``POST /v1/evaluate``'s
+    framework cost (bench/README.md). It is a security scheme itself, so ``/docs`` shows the
+    same ``HTTPBearer`` scheme as ``HTTPBearer()`` did. 401 when the key is missing, unknown
+    or revoked; 403 without ``scope``. A cached key costs neither a threadpool round trip nor
+    a session; a key not in the cache is looked up in the threadpool, in a short transaction
+    of its own.
     """
-    if credentials is None:
-        raise Unauthorized()
-    cache: KeyCache = request.app.state.key_cache
-    client = cache.get(credentials.credentials)
-    if client is None:
-        client = await run_in_threadpool(_look_up_key, request, credentials.credentials)
+
+    def __init__(self, scope: str | None = None) -> None:
+        self.model = _bearer.model
+        self.scheme_name = _bearer.scheme_name
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> apikey_service.Client:
+        """Authenticate the request's bearer key and check the scope."""
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise Unauthorized()
+        cache: KeyCache = request.app.state.key_cache
+        client = cache.get(key)
         if client is None:
-            raise Unauthorized("The API key is unknown or revoked.")
-        cache.put(credentials.credentials, client)
-    note_clinic(request, client.clinic_id)
-    denials.remember(request, client)
-    return client
-
-
-ClinicClient = Annotated[apikey_service.Client, Depends(authenticate)]
-
-
-def require_scope(
-    scope: str,
-) -> Callable[[apikey_service.Client], Awaitable[apikey_service.Client]]:
-    """Return a dependency that authenticates and then requires ``scope`` (403 without it)."""
-
-    async def check(client: ClinicClient) -> apikey_service.Client:
-        if scope not in client.scopes:
-            raise Forbidden(f"This API key lacks the {scope!r} scope.")
+            client = await run_in_threadpool(_look_up_key, request, key)
+            if client is None:
+                raise Unauthorized("The API key is unknown or revoked.")
+            cache.put(key, client)
+        note_clinic(request, client.clinic_id)
+        denials.remember(request, client)
+        if self.scope is not None and self.scope not in client.scopes:
+            raise Forbidden(f"This API key lacks the {self.scope!r} scope.")
         return client
 
-    return check
+
+def require_scope(scope: str) -> ApiKeyAuth:
+    """Return the dependency that authenticates and then requires ``scope`` (403 without it)."""
+    return ApiKeyAuth(scope)
 
 
+ClinicClient = Annotated[apikey_service.Client, Depends(ApiKeyAuth())]
 ScreeningReader = Annotated[
     apikey_service.Client, Depends(require_scope(apikey_service.SCREENINGS_READ))
 ]

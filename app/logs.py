@@ -37,7 +37,7 @@ def _frames(tb: TracebackType | None) -> list[str]:
 
 
 class JsonFormatter(logging.Formatter):
-    """Render a record as one JSON object: time (UTC), level, logger, message, extras."""
+    """Render a record as one JSON object: time (UTC), level, logger, pid, message, extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the JSON line of ``record`` (newlines and control characters escaped)."""
@@ -45,10 +45,12 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+            # uvicorn's `color_message` repeats the message with terminal colour codes.
+            if key not in _STANDARD_ATTRIBUTES and key != "color_message" and key[0] != "_":
                 line[key] = value
         if record.exc_info and record.exc_info[1] is not None:
             line |= exception_fields(record.exc_info[1])

@@ -48,6 +48,21 @@ class Metrics:
             ["decision"],
             registry=self.registry,
         )
+        # The labelled children by (method, route, status): ``labels()`` validates and locks
+        # on every call, and the routes are a fixed set of templates.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        """Count one request and record its latency."""
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
 
 class ObservabilityMiddleware:
@@ -104,8 +119,7 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.observe(method, route, status, elapsed)
             logger.info(
                 "request",
                 extra={

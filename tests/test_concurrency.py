@@ -5,6 +5,7 @@ repeated Idempotency-Keys replay the first screening, the audit trail holds exac
 events the requests imply, its sequence has no gaps, and `screening audit verify` passes.
 """
 
+import json
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from app.db.engine import make_engine
 from app.db.models import AuditEvent, AuditHead, IdempotencyKey, Screening
 from tests.factories import CANDIDATE_ANSWERS, NEEDS_REVIEW_ANSWERS
-from tests.server import migrated_with_key, running_server, scratch_postgres, server_env
+from tests.server import Server, migrated_with_key, running_server, scratch_postgres, server_env
 
 SUBMISSIONS = 2_000
 CLIENTS = 50
@@ -48,6 +49,17 @@ def body_for(index: int, key: str | None) -> dict[str, Any]:
         "subject": {"reference": f"REF-{seed}"},
         "answers": NEEDS_REVIEW_ANSWERS if hash(seed) % 2 else CANDIDATE_ANSWERS,
     }
+
+
+def started_workers(server: Server) -> int:
+    """Worker processes that finished startup (uvicorn logs it as JSON with their pid)."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith(b"{")]
+        pids = {line["pid"] for line in lines if line["message"] == "Application startup complete."}
+        if len(pids) >= WORKERS or time.monotonic() > deadline:
+            return len(pids)
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -87,6 +99,7 @@ def test_concurrent_submissions_are_stored_once_and_audited_gaplessly(
         return index, keys[index], response.status_code, response.content
 
     with running_server(database_url, tmp_path, workers=WORKERS) as server:
+        assert started_workers(server) == WORKERS
         started = time.monotonic()
         try:
             with ThreadPoolExecutor(CLIENTS) as pool:
@@ -95,9 +108,15 @@ def test_concurrent_submissions_are_stored_once_and_audited_gaplessly(
             for http in clients:
                 http.close()
         elapsed = time.monotonic() - started
+    access = [json.loads(line) for line in server.logs().splitlines() if b'"app.access"' in line]
+    served_by = len({line["pid"] for line in access if line["route"] == "/v1/screenings"})
     print(f"{SUBMISSIONS} submissions, {CLIENTS} clients, {WORKERS} workers: {elapsed:.1f} s")
+    print(f"workers that served submissions: {served_by}")
 
     assert Counter(status for _, _, status, _ in results) == {201: SUBMISSIONS}
+    # One JSON access line per request, each with the pid of the worker that served it.
+    posts = [line for line in access if line["route"] == "/v1/screenings"]
+    assert len(posts) == SUBMISSIONS
     acknowledged: dict[str, set[str]] = {}
     for index, idem, _, content in results:
         acknowledged.setdefault(idem or f"unkeyed-{index}", set()).add(
@@ -132,5 +151,5 @@ def test_concurrent_submissions_are_stored_once_and_audited_gaplessly(
         capture_output=True,
         check=False,
     )
-    assert verify.returncode == 0, verify.stderr.decode()[-2000:]
+    assert verify.returncode == 0, (verify.stdout + verify.stderr).decode()[-3000:]
     assert b'"ok": true' in verify.stdout

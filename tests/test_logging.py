@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,6 +68,7 @@ def test_access_line_has_route_template_status_latency_and_clinic(
         "time": "",
         "level": "INFO",
         "logger": "app.access",
+        "pid": os.getpid(),
         "message": "request",
         "request_id": created.headers["x-request-id"],
         "method": "POST",
@@ -137,6 +139,7 @@ def test_rejected_credentials_and_query_strings_are_not_logged(
         "time": "",
         "level": "INFO",
         "logger": "app.access",
+        "pid": os.getpid(),
         "message": "request",
         "request_id": "",
         "method": "GET",
@@ -209,3 +212,11 @@ def test_configure_installs_one_json_handler_and_silences_uvicorn_access() -> No
 def test_engine_never_echoes_sql_or_parameters(engine: Engine) -> None:
     assert engine.echo is False
     assert engine.hide_parameters is True
+
+
+def test_uvicorn_colour_codes_stay_out_of_the_json_line() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started", (), None)
+    record.color_message = "Started \x1b[36m%d\x1b[0m"
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["message"] == "Started"
+    assert "color_message" not in line

@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from app import crypto
 from app.audit import canonical, verify
 from app.audit.checkpoint import Checkpoint
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.models import AuditHead
+from app.db.models import AuditEvent, AuditHead
 
 __all__ = ["RANGE_SIZE", "verify_chain_parallel"]
 
@@ -82,7 +83,7 @@ def verify_chain_parallel(
             # The ends of the chain (head, truncation, checkpoint, events beyond the head)
             # are checked by the sequential code over an empty walk from the last range.
             tail = _verified_ranges(
-                database_url, key_spec, workers, checkpoint, head_seq, range_size, progress
+                session, database_url, key_spec, workers, checkpoint, head_seq, range_size, progress
             )
             report = verify.verify_tail(
                 session,
@@ -97,7 +98,21 @@ def verify_chain_parallel(
     return report
 
 
+def _gap(session: Session, report: verify.RangeReport, head_seq: int) -> verify.RangeReport:
+    """A range ended early: a gap before later events, or (none later) a truncated tail.
+
+    Worded as the sequential walk words it; a truncated tail is left to ``verify_tail``.
+    """
+    after = report.reached
+    later = session.scalar(select(func.min(AuditEvent.seq)).where(AuditEvent.seq > after))
+    if later is None or later > head_seq:
+        return report
+    problem = f"events {after + 1}..{later - 1} are missing (deleted or renumbered)"
+    return replace(report, first_bad_seq=after + 1, problem=problem)
+
+
 def _verified_ranges(
+    session: Session,
     database_url: str,
     key_spec: str | None,
     workers: int,
@@ -109,7 +124,7 @@ def _verified_ranges(
     ranges = list(_ranges(head_seq, range_size))
     context = multiprocessing.get_context("spawn")
     checked = 0
-    last = verify.RangeReport(0, 0, None, None, canonical.GENESIS_HASH, 0)
+    last = verify.RangeReport(0, 0, 0, None, None, canonical.GENESIS_HASH, 0)
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(database_url, key_spec)
     ) as pool:
@@ -119,7 +134,9 @@ def _verified_ranges(
                 report = future.result()
                 checked += report.screenings_checked
                 last = replace(report, screenings_checked=checked)
-                if report.first_bad_seq is not None:
+                if report.reached != report.last and report.problem is None:
+                    last = _gap(session, last, head_seq)
+                if last.problem is not None or last.reached != last.last:
                     break
                 if progress is not None:
                     progress(report.last, head_seq)

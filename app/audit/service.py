@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import canonical
@@ -71,6 +71,17 @@ _HEAD_ID = 1
 _HEAD_TABLE = cast(Table, AuditHead.__table__)
 _EVENT_TABLE = cast(Table, AuditEvent.__table__)
 _EVENT_COLUMNS = (*HASHED_COLUMNS, "prev_hash", "hash")
+# Statements built once: building and cache-keying them per call showed in profiles.
+_NEXT_SEQ = (
+    update(_HEAD_TABLE)
+    .where(_HEAD_TABLE.c.id == _HEAD_ID)
+    .values(seq=_HEAD_TABLE.c.seq + 1)
+    .returning(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash)
+)
+_INSERT_EVENT = insert(_EVENT_TABLE)
+_SET_HEAD_HASH = (
+    update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == _HEAD_ID).values(hash=bindparam("head_hash"))
+)
 
 
 class AuditChainError(RuntimeError):
@@ -165,12 +176,7 @@ def append(
     """
     session.flush()  # the caller's pending rows first, so the head is locked as late as possible
     connection = session.connection()
-    head = connection.execute(
-        update(_HEAD_TABLE)
-        .where(_HEAD_TABLE.c.id == _HEAD_ID)
-        .values(seq=_HEAD_TABLE.c.seq + 1)
-        .returning(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash)
-    ).one_or_none()
+    head = connection.execute(_NEXT_SEQ).one_or_none()
     if head is None:
         raise AuditChainError("audit_head row missing: run `screening db upgrade`")
     seq, prev_hash = head
@@ -193,12 +199,8 @@ def append(
     event.hash = canonical.chain_hash(
         prev_hash, hashed_fields([getattr(event, name) for name in HASHED_COLUMNS])
     )
-    connection.execute(
-        insert(_EVENT_TABLE).values({name: getattr(event, name) for name in _EVENT_COLUMNS})
-    )
-    connection.execute(
-        update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == _HEAD_ID).values(hash=event.hash)
-    )
+    connection.execute(_INSERT_EVENT, {name: getattr(event, name) for name in _EVENT_COLUMNS})
+    connection.execute(_SET_HEAD_HASH, {"head_hash": event.hash})
     return event
 
 

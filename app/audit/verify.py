@@ -318,10 +318,11 @@ def _check_nothing_beyond_head(session: Session) -> None:
 
 @dataclass(frozen=True, slots=True)
 class RangeReport:
-    """Outcome of :func:`verify_range`: the first problem in the range, if any."""
+    """Outcome of :func:`verify_range`: how far it got, and its first problem, if any."""
 
     first: int
     last: int
+    reached: int
     first_bad_seq: int | None
     problem: str | None
     last_hash: str
@@ -341,8 +342,9 @@ def verify_range(
 
     The walk starts from the *stored* hash of event ``first - 1`` (genesis for 1); that hash
     is itself recomputed by whoever verifies the range before, so ranges verified
-    independently and taken in order find the same first problem as one walk. A range must
-    end with event ``last``: a missing tail is a gap the next range cannot see.
+    independently and taken in order find the same first problem as one walk. ``reached``
+    below ``last`` means the range's tail is missing: the caller reports it (a gap before
+    the next range, or a truncated chain for the last one).
     """
     seed = canonical.GENESIS_HASH
     if first > 1:
@@ -353,15 +355,10 @@ def verify_range(
     try:
         for rows in _batches(session, batch_size, last, after=first - 1):
             walker.batch(rows)
-        if walker.last_seq != last:
-            raise _ChainBroken(
-                walker.last_seq + 1,
-                f"events {walker.last_seq + 1}..{last} are missing (deleted or renumbered)",
-            )
     except _ChainBroken as broken:
         bad = (broken.seq, broken.problem)
     checked = 0 if digests is None else digests.checked
-    return RangeReport(first, last, *bad, walker.last_hash, checked)
+    return RangeReport(first, last, walker.last_seq, *bad, walker.last_hash, checked)
 
 
 def _check_signature(checkpoint: Checkpoint | None, key: bytes | None) -> None:
@@ -383,8 +380,8 @@ def verify_tail(
     Checks, in :func:`verify_chain`'s order: the checkpoint signature, the range's problem,
     then the head, the checkpoint's seq and hash, and events beyond the head.
     """
-    walker = _Walker(None, checkpoint, last_seq=last.last, last_hash=last.last_hash)
-    result: dict[str, Any] = {"head_seq": head_seq, "count": last.last}
+    walker = _Walker(None, checkpoint, last_seq=last.reached, last_hash=last.last_hash)
+    result: dict[str, Any] = {"head_seq": head_seq, "count": last.reached}
     result["screenings_checked"] = last.screenings_checked
     if checkpoint is not None:
         result["checkpoint_seq"] = checkpoint.seq

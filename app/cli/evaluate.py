@@ -4,7 +4,7 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -25,8 +25,10 @@ def evaluate(
 ) -> None:
     """Evaluate one answers object and print the result JSON; exit 1 on invalid answers.
 
-    The file holds the answers object itself, or a request body {"questionnaire", "answers"}.
+    The file holds the answers object itself, or a request body {"questionnaire", "answers"}
+    that may also name its "as_of" date (--as-of wins).
     """
+    option_day = _as_of_date(as_of) if as_of else None
     settings = get_settings()
     try:
         ruleset = load_ruleset(settings.rules_path)
@@ -38,7 +40,7 @@ def evaluate(
     wanted = questionnaire or (body or {}).get("questionnaire") or ruleset.questionnaire.id
     if wanted != ruleset.questionnaire.id:
         _fail(f"unknown questionnaire {wanted!r}; this pack serves {ruleset.questionnaire.id!r}")
-    day = _as_of_date(as_of) if as_of else datetime.now(settings.timezone).date()
+    day = option_day or _body_date(body) or datetime.now(settings.timezone).date()
     try:
         answers = validate_answers(ruleset, answers_raw, as_of=day)
     except AnswerErrors as error:
@@ -61,6 +63,16 @@ def _read_json(file: str) -> Any:
         _fail(f"{file} is not valid JSON: {error}")
 
 
+def _body_date(body: dict[str, Any] | None) -> date | None:
+    value = (body or {}).get("as_of")
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        _fail('the file\'s "as_of" must be a date written YYYY-MM-DD')
+
+
 def _as_of_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -70,6 +82,6 @@ def _as_of_date(text: str) -> date:
         ) from None
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)

@@ -14,10 +14,12 @@ from app.deps import (
     RulesetDep,
     ScreeningReader,
     ScreeningWriter,
-    SessionDep,
     StoredRulesetsDep,
+    TransactionDep,
     actor_of,
     audited,
+    clock_of,
+    ruleset_of,
 )
 from app.responses import (
     AUTH_ERRORS,
@@ -50,12 +52,18 @@ router = APIRouter(prefix="/v1")
     tags=["screenings"],
     responses=AUTH_ERRORS | INVALID,
 )
-def evaluate_answers(
-    body: EvaluateCreate, _client: ScreeningWriter, ruleset: RulesetDep, clock: ClockDep
+async def evaluate_answers(
+    body: EvaluateCreate, _client: ScreeningWriter, request: Request
 ) -> Response:
     """Validate and evaluate answers as of today in the clinic's time zone; nothing is stored."""
+    # `async`: this endpoint does no I/O and its CPU work takes microseconds, so it runs on
+    # the event loop instead of paying a threadpool round trip; the rule pack and the clock
+    # are read from the app without per-request dependencies (bench/README.md).
     evaluation = screening_service.evaluate_answers(
-        ruleset, questionnaire=body.questionnaire, answers=body.answers, as_of=clock.today()
+        ruleset_of(request),
+        questionnaire=body.questionnaire,
+        answers=body.answers,
+        as_of=clock_of(request).today(),
     )
     return json_response(evaluation.result)
 
@@ -82,7 +90,7 @@ def create_screening(
     request: Request,
     body: ScreeningCreate,
     client: ScreeningWriter,
-    session: SessionDep,
+    transaction: TransactionDep,
     ruleset: RulesetDep,
     keyring: KeyRingDep,
     clock: ClockDep,
@@ -99,18 +107,19 @@ def create_screening(
     submission = screening_service.Submission(
         body.questionnaire, body.answers, body.subject.model_dump()
     )
-    created = screening_service.submit(
-        session,
-        ruleset=ruleset,
-        keyring=keyring,
-        clinic_id=client.clinic_id,
-        actor=actor_of(client),
-        submission=submission,
-        idempotency_key=idempotency_key,
-        now=clock.now(),
-        as_of=clock.today(),
-        request_id=request_id,
-    )
+    with transaction as session:  # committed here, before the 201 is built
+        created = screening_service.submit(
+            session,
+            ruleset=ruleset,
+            keyring=keyring,
+            clinic_id=client.clinic_id,
+            actor=actor_of(client),
+            submission=submission,
+            idempotency_key=idempotency_key,
+            now=clock.now(),
+            as_of=clock.today(),
+            request_id=request_id,
+        )
     if not created.is_replay:
         request.app.state.metrics.screenings.labels(created.body["decision"]).inc()
     headers = {"Location": f"/v1/screenings/{created.body['id']}"} | (
@@ -130,22 +139,23 @@ def create_screening(
 def get_screening(
     screening_id: uuid.UUID,
     client: ScreeningReader,
-    session: SessionDep,
+    transaction: TransactionDep,
     keyring: KeyRingDep,
     request_id: RequestIdDep,
 ) -> Response:
     """Return one of this clinic's screenings (404 for any other id); ETag for If-Match."""
-    body = screening_service.get(
-        session,
-        keyring=keyring,
-        clinic_id=client.clinic_id,
-        screening_id=screening_id,
-        actor=actor_of(client),
-        request_id=request_id,
-    )
-    etag = review_service.current_etag(
-        session, clinic_id=client.clinic_id, screening_id=screening_id
-    )
+    with transaction as session:
+        body = screening_service.get(
+            session,
+            keyring=keyring,
+            clinic_id=client.clinic_id,
+            screening_id=screening_id,
+            actor=actor_of(client),
+            request_id=request_id,
+        )
+        etag = review_service.current_etag(
+            session, clinic_id=client.clinic_id, screening_id=screening_id
+        )
     return json_response(body, headers={"ETag": etag})
 
 
@@ -160,21 +170,22 @@ def get_screening(
 def explain_screening(
     screening_id: uuid.UUID,
     client: ScreeningReader,
-    session: SessionDep,
+    transaction: TransactionDep,
     keyring: KeyRingDep,
     rulesets: StoredRulesetsDep,
     request_id: RequestIdDep,
 ) -> Response:
     """Re-evaluate with the stored rule pack and as-of date; every rule's status and evidence."""
-    explanation = screening_explain.explain(
-        session,
-        keyring=keyring,
-        rulesets=rulesets,
-        clinic_id=client.clinic_id,
-        screening_id=screening_id,
-        actor=actor_of(client),
-        request_id=request_id,
-    )
+    with transaction as session:
+        explanation = screening_explain.explain(
+            session,
+            keyring=keyring,
+            rulesets=rulesets,
+            clinic_id=client.clinic_id,
+            screening_id=screening_id,
+            actor=actor_of(client),
+            request_id=request_id,
+        )
     return json_response(explanation)
 
 
@@ -188,7 +199,7 @@ def explain_screening(
 )
 def list_screenings(
     client: ScreeningReader,
-    session: SessionDep,
+    transaction: TransactionDep,
     keyring: KeyRingDep,
     request_id: RequestIdDep,
     decision: Annotated[
@@ -218,8 +229,8 @@ def list_screenings(
     filters = screening_service.ListFilter(
         decision, reviewed, created_after, created_before, limit, cursor
     )
-    return json_response(
-        screening_service.list_screenings(
+    with transaction as session:
+        page = screening_service.list_screenings(
             session,
             keyring=keyring,
             clinic_id=client.clinic_id,
@@ -227,7 +238,7 @@ def list_screenings(
             filters=filters,
             request_id=request_id,
         )
-    )
+    return json_response(page)
 
 
 @router.get(

@@ -6,16 +6,14 @@ caller's clinic: another clinic's screening is NotFound. Bodies are JSON-ready d
 stored plaintext is exactly what the API returns, so an idempotent replay is byte-identical.
 """
 
-import base64
-import binascii
 import json
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Row, Table, and_, bindparam, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,10 +32,18 @@ from app.db.models import (
 )
 from app.engine import AnswerErrors, Ruleset, evaluate, validate_answers
 from app.errors import BadRequest, IdempotencyKeyReused, NotFound, ProblemItem, ValidationFailed
+from app.screening import cursor
 
 MAX_PAGE = 100
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _PHI_COLUMNS = ("subject_ct", "answers_ct", "result_ct")
+# Statements built once: building and cache-keying them per call showed in profiles.
+_INSERT_SCREENING = insert(cast(Table, Screening.__table__))
+_INSERT_FLAG = insert(cast(Table, ScreeningFlag.__table__))
+_INSERT_IDEMPOTENCY_KEY = insert(cast(Table, IdempotencyKey.__table__))
+_EARLIER_REQUEST = select(IdempotencyKey.request_sha256, IdempotencyKey.screening_id).where(
+    IdempotencyKey.clinic_id == bindparam("clinic_id"), IdempotencyKey.key == bindparam("key")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,41 +185,21 @@ def submit(
         body,
         source,
     )
-    flags = [
-        ScreeningFlag(
-            screening_id=screening_id,
-            rule=flag["rule"],
-            severity=FlagSeverity(flag["severity"]),
-            status=FlagStatus(flag["status"]),
-        )
-        for flag in result["flags"]
-    ]
     target_sha256 = _content_digest(row, submission.subject, answers, body)
     earlier = _earlier_request(session, clinic_id, idempotency_key)
     if earlier is not None:
         return _replay(session, keyring, earlier, digest, actor, request_id)
     if idempotency_key is None:
-        session.add_all([row, *flags])
-        session.flush()
+        _insert_screening(session, row, result["flags"])
     else:
-        record = IdempotencyKey(
-            clinic_id=clinic_id,
-            key=idempotency_key,
-            request_sha256=digest,
-            screening_id=screening_id,
-            created_at=now,
-        )
+        key_row = {"clinic_id": clinic_id, "key": idempotency_key, "request_sha256": digest}
         try:
             # A concurrent duplicate (PostgreSQL) blocks on the key's primary key until the
             # first commits, then fails here: undo our rows and replay the first one's.
             with session.begin_nested():
-                session.add_all([row, *flags])
-                session.flush()  # the key references the screening: insert it first
-                session.add(record)
+                _insert_screening(session, row, result["flags"], key_row)
         except IntegrityError:
-            earlier = session.get(
-                IdempotencyKey, (clinic_id, idempotency_key), populate_existing=True
-            )
+            earlier = _earlier_request(session, clinic_id, idempotency_key)
             if earlier is None:
                 raise
             return _replay(session, keyring, earlier, digest, actor, request_id)
@@ -238,10 +224,12 @@ def submit(
 
 def _earlier_request(
     session: Session, clinic_id: uuid.UUID, idempotency_key: str | None
-) -> IdempotencyKey | None:
+) -> Row[str, uuid.UUID] | None:
+    """The ``request_sha256`` and ``screening_id`` stored under this key, if any."""
     if idempotency_key is None:
         return None
-    return session.get(IdempotencyKey, (clinic_id, idempotency_key))
+    found = session.execute(_EARLIER_REQUEST, {"clinic_id": clinic_id, "key": idempotency_key})
+    return found.one_or_none()
 
 
 def _check_idempotency_key(key: str) -> None:
@@ -265,26 +253,57 @@ def _encrypted_row(
     answers: dict[str, Any],
     body: dict[str, Any],
     source: Source = Source.api,
-) -> Screening:
+) -> dict[str, Any]:
+    """The ``screening`` row's column values, PHI encrypted."""
     ciphertexts = {}
     key_id = keyring.current_kid
     for column, value in zip(_PHI_COLUMNS, (subject, answers, body), strict=True):
         aad = field_aad("screening", column, screening_id)
         key_id, ciphertexts[column] = keyring.encrypt(_json_bytes(value), aad)
-    return Screening(
-        id=screening_id,
-        clinic_id=clinic_id,
-        created_at=now,
-        as_of_date=as_of,
-        decision=Decision(body["decision"]),
-        rule_pack_sha256=rule_pack_sha256,
-        has_exclude=any(
+    return {
+        "id": screening_id,
+        "clinic_id": clinic_id,
+        "created_at": now,
+        "as_of_date": as_of,
+        "decision": Decision(body["decision"]),
+        "rule_pack_sha256": rule_pack_sha256,
+        "has_exclude": any(
             flag["severity"] == "exclude" and flag["status"] == "fired" for flag in body["flags"]
         ),
-        source=source,
-        key_id=key_id,
+        "source": source,
+        "key_id": key_id,
         **ciphertexts,
-    )
+    }
+
+
+def _insert_screening(
+    session: Session,
+    row: dict[str, Any],
+    flags: list[dict[str, Any]],
+    key_row: dict[str, Any] | None = None,
+) -> None:
+    """Insert the screening, its flags and its idempotency key (which references it).
+
+    Core inserts on the session's connection, not the unit of work: these rows are never
+    changed afterwards, and the ORM flush cost more than the inserts (bench/README.md).
+    """
+    session.flush()  # anything the caller left pending goes first, as with the unit of work
+    connection = session.connection()
+    connection.execute(_INSERT_SCREENING, row)
+    if flags:
+        flag_rows = [
+            {
+                "screening_id": row["id"],
+                "rule": flag["rule"],
+                "severity": FlagSeverity(flag["severity"]),
+                "status": FlagStatus(flag["status"]),
+            }
+            for flag in flags
+        ]
+        connection.execute(_INSERT_FLAG, flag_rows)
+    if key_row is not None:
+        key_row |= {"screening_id": row["id"], "created_at": row["created_at"]}
+        connection.execute(_INSERT_IDEMPOTENCY_KEY, key_row)
 
 
 def _json_bytes(value: object) -> bytes:
@@ -310,12 +329,12 @@ def stored_content(keyring: KeyRing, row: Screening) -> dict[str, object]:
     )
 
 
-def _content_digest(row: Screening, subject: object, answers: object, body: object) -> str:
+def _content_digest(row: dict[str, Any], subject: object, answers: object, body: object) -> str:
     return canonical.screening_content_digest(
-        clinic_id=row.clinic_id,
-        as_of=row.as_of_date,
-        decision=row.decision,
-        rule_pack_sha256=row.rule_pack_sha256,
+        clinic_id=row["clinic_id"],
+        as_of=row["as_of_date"],
+        decision=row["decision"],
+        rule_pack_sha256=row["rule_pack_sha256"],
         subject=subject,
         answers=answers,
         result=body,
@@ -325,7 +344,7 @@ def _content_digest(row: Screening, subject: object, answers: object, body: obje
 def _replay(
     session: Session,
     keyring: KeyRing,
-    earlier: IdempotencyKey,
+    earlier: Row[str, uuid.UUID],
     digest: str,
     actor: audit_service.Actor,
     request_id: str | None,
@@ -435,7 +454,7 @@ def list_screenings(
     if filters.created_before is not None:
         query = query.where(Screening.created_at < filters.created_before)
     if filters.cursor is not None:
-        at, last_id = decode_cursor(filters.cursor)
+        at, last_id = cursor.decode(filters.cursor)
         query = query.where(
             Screening.created_at <= at,
             or_(
@@ -455,30 +474,8 @@ def list_screenings(
         request_id=request_id,
         detail={"count": len(page), "screening_ids": [str(row.id) for row in page]},
     )
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    next_cursor = cursor.encode(page[-1].created_at, page[-1].id) if more else None
     return {"items": _read_body(session, keyring, page), "next_cursor": next_cursor}
-
-
-def encode_cursor(created_at: datetime, screening_id: uuid.UUID) -> str:
-    """Return the opaque cursor for the position after this screening."""
-    raw = _json_bytes({"t": canonical.format_datetime(created_at), "i": screening_id.hex})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Parse a cursor from ``encode_cursor``; ValidationFailed if it is not one."""
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(raw["t"]), uuid.UUID(hex=raw["i"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ValidationFailed(
-            "The cursor is not valid.",
-            errors=[
-                ProblemItem(
-                    "invalid_cursor", "Pass back a next_cursor unchanged.", parameter="cursor"
-                )
-            ],
-        ) from None
 
 
 def get_questionnaire(ruleset: Ruleset, *, questionnaire_id: str) -> dict[str, Any]:

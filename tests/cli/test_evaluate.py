@@ -194,6 +194,23 @@ class TestWithRunner:
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == expected_result(ANSWERS)
 
+    def test_as_of_in_the_file_is_used_and_the_option_wins(self, isolated: Path) -> None:
+        raw = ANSWERS | {"date_of_birth": "2008-06-16"}
+        file = write_json(isolated / "b", {"answers": raw, "as_of": "2026-06-15"})
+        from_file = runner.invoke(app, ["evaluate", file])
+        assert from_file.exit_code == 0, from_file.output
+        assert json.loads(from_file.stdout) == expected_result(raw, "2026-06-15")
+        overridden = runner.invoke(app, ["evaluate", "--as-of", "2026-06-16", file])
+        assert json.loads(overridden.stdout) == expected_result(raw, "2026-06-16")
+
+    @pytest.mark.parametrize("as_of", ["2026-02-30", 20260615])
+    def test_bad_as_of_in_the_file_exits_1(self, isolated: Path, as_of: object) -> None:
+        file = write_json(isolated / "b", {"answers": ANSWERS, "as_of": as_of})
+        result = runner.invoke(app, ["evaluate", file])
+        assert result.exit_code == 1
+        assert '"as_of" must be a date written YYYY-MM-DD' in result.stderr
+        assert result.stdout == ""
+
     def test_request_body_with_unknown_questionnaire_is_rejected(self, isolated: Path) -> None:
         body = {"questionnaire": "other-pack", "answers": ANSWERS}
         result = runner.invoke(
