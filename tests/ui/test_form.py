@@ -125,7 +125,10 @@ def _answer(page: Page, data: dict[str, Any]) -> None:
                 choice.check()
             else:
                 page.fill(f'input[name="{name}"]', one)
-    page.click("main form button[type=submit]")
+    # Every submission loads a page (the next question, or this one with errors): wait for
+    # it, so the caller never reads a document that is being replaced.
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
 
 
 def _walk(
@@ -207,7 +210,8 @@ def test_pages_reflow_and_targets_are_large(
     viewport = {"width": width, "height": 640}
     page = _page(browser, viewport=viewport, device_scale_factor=scale)
     page.goto(site.invite())
-    page.click("a.button--start")
+    with page.expect_navigation():
+        page.click("a.button--start")
     for page_id, data in MALE_PAGES:
         assert page.evaluate(
             "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
