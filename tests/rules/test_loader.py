@@ -349,6 +349,17 @@ class TestRulesetFromDocument:
 
 
 class TestInvalidPack:
+    def test_rule_without_a_condition_is_reported_as_missing_when(self, tmp_path: Path) -> None:
+        pack = copy_pack(tmp_path)
+        path = pack / "rules/heart_failure.yaml"
+        text = path.read_text(encoding="utf-8")
+        start = text.index("when:")
+        end = text.index("tests:")
+        path.write_text(text[:start] + text[end:], encoding="utf-8")
+        problem = the_problem(pack)
+        assert problem.startswith("rules/heart_failure.yaml")
+        assert "missing required key 'when'" in problem
+
     def test_unknown_item_names_the_file_and_line(self, tmp_path: Path) -> None:
         pack = copy_pack(tmp_path)
         path = pack / "rules/uncontrolled_blood_pressure.yaml"

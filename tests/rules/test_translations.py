@@ -78,3 +78,50 @@ def test_a_malformed_catalogue_is_a_ruleset_error(pack: Path) -> None:
     with pytest.raises(RulesetError) as raised:
         load_translations(pack)
     assert len(raised.value.problems) == 2
+
+
+GOOD_SHA = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("language: es\nstrings: [1]\n", "strings must be a mapping"),
+        ("- just\n- a list\n", "expected exactly the keys 'language' and 'strings'"),
+        ("language: es\nstrings: {k: {text: x, source: 7}}\n", "k: expected {text: ..."),
+        ("language: es\nstrings: {k: {text: '  ', source: " + GOOD_SHA + "}}\n", "k: expected"),
+        ("language: es\nstrings: {k: {text: x, source: abc}}\n", "k: expected"),
+        ("language: es\nstrings: {k: {text: x, source: " + "g" * 64 + "}}\n", "k: expected"),
+        ("language: es\nstrings: {k: [\n", "cannot read translations"),
+    ],
+    ids=["strings-list", "not-a-mapping", "source-not-text", "blank-text", "short-sha",
+         "not-hex", "yaml-syntax"],
+)  # fmt: skip
+def test_each_malformed_catalogue_shape_is_reported(
+    pack: Path, content: str, expected: str
+) -> None:
+    (pack / "translations" / "es.yaml").write_text(content, encoding="utf-8")
+    with pytest.raises(RulesetError) as raised:
+        load_translations(pack)
+    assert any(expected in problem for problem in raised.value.problems), raised.value.problems
+
+
+def test_an_item_without_help_has_no_help_string_to_translate(pack: Path) -> None:
+    questionnaire = pack / "questionnaire.yaml"
+    text = questionnaire.read_text(encoding="utf-8")
+    start = text.index("      - id: heart_failure")
+    help_line = next(line for line in text[start:].splitlines() if line.strip().startswith("help:"))
+    _edit(questionnaire, help_line + "\n", "")
+    strings = source_strings(load_ruleset(pack).questionnaire)
+    assert "items.heart_failure.text" in strings
+    assert "items.heart_failure.help" not in strings
+
+
+def test_a_current_translation_is_shown_and_a_stale_one_falls_back_to_english() -> None:
+    catalogue = Catalogue(
+        language="es",
+        entries={"items.x.text": Entry(text="¿Está embarazada?", source_sha256=source_hash("Q?"))},
+    )
+    assert catalogue.text("items.x.text", "Q?") == "¿Está embarazada?"
+    assert catalogue.text("items.x.text", "Changed question?") == "Changed question?"
+    assert catalogue.text("items.unknown.text", "Other?") == "Other?"
