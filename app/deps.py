@@ -148,6 +148,22 @@ def clock_of(request: Request) -> Clock:
     return clock
 
 
+def keyring_of(request: Request) -> KeyRing:
+    """The data-key ring (``KeyRingDep`` without a dependency to solve)."""
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
+
+
+def request_id_of(request: Request) -> str:
+    """The request id (``RequestIdDep`` without a dependency to solve)."""
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def transaction_of(request: Request) -> Transaction:
+    """The request's transaction (``TransactionDep`` without a dependency to solve)."""
+    return Transaction(request.app.state.sessionmaker)
+
+
 async def get_ruleset(request: Request) -> Ruleset:
     """The rule pack loaded at startup."""
     return ruleset_of(request)
@@ -161,8 +177,7 @@ async def get_stored_rulesets(request: Request) -> RulesetCache:
 
 async def get_keyring(request: Request) -> KeyRing:
     """The data-key ring used to encrypt and decrypt PHI."""
-    keyring: KeyRing = request.app.state.keyring
-    return keyring
+    return keyring_of(request)
 
 
 async def get_clock(request: Request) -> Clock:
@@ -172,7 +187,7 @@ async def get_clock(request: Request) -> Clock:
 
 async def get_request_id(request: Request) -> str:
     """The request id set by the observability middleware (also the X-Request-ID header)."""
-    return str(request.scope.get("state", {}).get("request_id", ""))
+    return request_id_of(request)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -22,9 +22,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.account import sessions
 from app.deps import PasswordChangeRequired, SignInRequired
@@ -39,6 +38,7 @@ PAGE_CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+_PAGE_CSP, _OTHER_CSP = PAGE_CSP.encode(), OTHER_CSP.encode()
 # FastAPI's interactive docs load scripts from a CDN; they keep their own defaults.
 _DOCS_PATHS = ("/docs", "/redoc")
 # Paths whose errors are HTML pages; the JSON API (/v1) and the patient form keep their own.
@@ -86,35 +86,38 @@ def safe_next(path: str | None) -> str:
     return path
 
 
-class SecurityHeadersMiddleware:
-    """Add the security headers to every response that does not already carry them."""
+def add_security_headers(message: Message, *, is_docs: bool) -> None:
+    """Add the security headers a response start ``message`` does not already carry.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    Called by ``app.observability.HttpMiddleware`` for every response of the app (one scan of
+    the raw header list instead of a ``MutableHeaders`` lookup per header).
+    """
+    headers = list(message.get("headers", ()))
+    message["headers"] = headers
+    names = set()
+    content_type = ""
+    for name, value in headers:
+        if name == b"content-type" and name not in names:
+            content_type = value.decode("latin-1")
+        names.add(name)
+    is_html = content_type.startswith("text/html")
+    if b"x-content-type-options" not in names:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    # same-origin, not no-referrer: browsers send "Origin: null" on a POST under
+    # no-referrer, which would defeat the Origin check of our own forms.
+    if b"referrer-policy" not in names:
+        headers.append((b"referrer-policy", b"same-origin"))
+    if not is_docs and b"content-security-policy" not in names:
+        headers.append((b"content-security-policy", _PAGE_CSP if is_html else _OTHER_CSP))
+        if b"x-frame-options" not in names:
+            headers.append((b"x-frame-options", b"DENY"))
+    if is_html and not is_docs and b"cache-control" not in names:
+        headers.append((b"cache-control", b"no-store"))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on; add the missing headers to the response start."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        is_docs = str(scope.get("path", "")).startswith(_DOCS_PATHS)
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                is_html = headers.get("content-type", "").startswith("text/html")
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                # same-origin, not no-referrer: browsers send "Origin: null" on a POST under
-                # no-referrer, which would defeat the Origin check of our own forms.
-                headers.setdefault("Referrer-Policy", "same-origin")
-                if not is_docs and "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = PAGE_CSP if is_html else OTHER_CSP
-                    headers.setdefault("X-Frame-Options", "DENY")
-                if is_html and not is_docs:
-                    headers.setdefault("Cache-Control", "no-store")
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def is_docs_path(path: str) -> bool:
+    """Whether ``path`` is FastAPI's interactive docs (they keep their own CSP)."""
+    return path.startswith(_DOCS_PATHS)
 
 
 def is_page(path: str) -> bool:
@@ -191,40 +194,17 @@ def _page_errors_or(api_handler: PageHandler) -> PageHandler:
     return handle
 
 
-class PageErrorMiddleware:
-    """Answer an unhandled exception on a page path with the 500 page, then re-raise it.
-
-    The observability middleware outside still logs the exception (type and code
-    locations) and counts the 500; it sends nothing more, as the response has started.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on; on an exception before the response started, send the page."""
-        if scope["type"] != "http" or not is_page(str(scope.get("path", ""))):
-            await self.app(scope, receive, send)
-            return
-        is_started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal is_started
-            is_started = is_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception:
-            if not is_started:
-                await error_page(Request(scope, receive), 500)(scope, receive, send)
-            raise
+async def send_error_page(scope: Scope, receive: Receive, send: Send) -> None:
+    """Send the 500 page (for an unhandled exception on a page path, before any response)."""
+    await error_page(Request(scope, receive), 500)(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
-    """Mount the stylesheet; add the security headers, sign-in redirects and error pages.
+    """Mount the stylesheet; add the sign-in redirects and error pages.
 
-    Call after ``app.errors.install_handlers``: page paths wrap its JSON handlers.
+    Call after ``app.errors.install_handlers``: page paths wrap its JSON handlers. The
+    security headers and the 500 page of an unhandled exception are sent by
+    ``app.observability.HttpMiddleware`` (``add_security_headers``, ``send_error_page``).
     """
     app.mount(
         "/static/review",
@@ -235,8 +215,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PasswordChangeRequired, _redirect_to_change_password)
     for family in (AppError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(family, _page_errors_or(app.exception_handlers[family]))
-    app.add_middleware(PageErrorMiddleware)  # inside the security headers: the 500 page gets them
-    app.add_middleware(SecurityHeadersMiddleware)
 
 
 def is_same_origin(request: Request) -> bool:

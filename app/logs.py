@@ -36,6 +36,17 @@ def _frames(tb: TracebackType | None) -> list[str]:
     return [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(tb)]
 
 
+def log_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """Log ``message`` at INFO with ``fields`` as the record's extras (for per-request lines).
+
+    What ``logger.info(message, extra=fields)`` does, without looking up the caller's source
+    line (a stack walk the JSON line never shows). The caller checks the level first.
+    """
+    record = logger.makeRecord(logger.name, logging.INFO, "", 0, message, (), None)
+    record.__dict__.update(fields)
+    logger.handle(record)
+
+
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object: time (UTC), level, logger, pid, message, extras."""
 

@@ -22,7 +22,7 @@ from app.errors import install_handlers
 from app.form import router as form_router
 from app.health import router as health_router
 from app.invitation import router as invitation_router
-from app.observability import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
+from app.observability import HttpMiddleware, Metrics
 from app.review import router as review_router
 from app.review import ui as review_ui
 from app.rulepack import router as rulepack_router
@@ -122,6 +122,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry support looks up the global providers on every
+        # request (~3 µs); this service exports Prometheus metrics and JSON logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     metrics = Metrics()
     app.state.settings = settings
@@ -144,8 +147,7 @@ def create_app(
     app.include_router(account_ui.router)
     app.include_router(review_ui.router)
     html.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.add_middleware(HttpMiddleware, metrics=metrics, max_bytes=settings.max_body_bytes)
     return app
 
 

@@ -1,4 +1,4 @@
-"""Request metrics, request ids, access log and the body-size limit (pure ASGI middleware).
+"""The app's one pure-ASGI middleware: request ids, metrics, access log, body limit, headers.
 
 Labels and log lines use the *route template* (``/v1/screenings/{screening_id}``), never the
 raw path or query, so no id, token or PHI ever becomes a label value or a log field.
@@ -14,8 +14,9 @@ from fastapi import HTTPException
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import html
 from app.errors import problem_response
-from app.logs import exception_fields
+from app.logs import exception_fields, log_fields
 
 logger = logging.getLogger("app.access")
 errors_logger = logging.getLogger("app.errors")
@@ -65,39 +66,75 @@ class Metrics:
         children[1].observe(elapsed)
 
 
-class ObservabilityMiddleware:
-    """Assign a request id; count, time and log every request; answer unhandled errors.
+def _request_id_and_length(scope: Scope) -> tuple[str, bytes | None]:
+    """The request id (the client's ``X-Request-ID`` if well formed) and ``Content-Length``."""
+    incoming, declared = b"", None
+    for name, value in scope["headers"]:  # the last of repeated headers wins, as with dict()
+        if name == b"x-request-id":
+            incoming = value
+        elif name == b"content-length":
+            declared = value
+    request_id = incoming.decode("latin-1")
+    if not _REQUEST_ID.match(request_id):
+        request_id = uuid.uuid4().hex
+    return request_id, declared
+
+
+class HttpMiddleware:
+    """The app's one middleware layer: what four pure-ASGI layers did, in their order.
+
+    Outermost first: (1) assign a request id (``X-Request-ID``), count, time and log every
+    request, and answer unhandled errors with a generic problem; (2) reject bodies over
+    ``max_bytes`` with 413; (3) add the security headers (``app.html``) to every response the
+    app sends; (4) on a page path, answer an unhandled exception with the HTML 500 page before
+    (1) logs it. As before, the 413 and the generic 500 problem, sent from outside (3), carry
+    the request id but not the security headers. One layer instead of four: each layer cost a
+    coroutine and a ``send`` wrapper per request (bench/README.md).
 
     One JSON access line per request: request id, method, route template, status, latency
     and the clinic id the authentication dependency recorded in ``scope["state"]``.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id, declared = _request_id_and_length(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
+        path = str(scope.get("path", ""))
+        is_docs = html.is_docs_path(path)
         status = 500
         started = time.perf_counter()
-
         is_started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, is_started
             if message["type"] == "http.response.start":
                 status, is_started = message["status"], True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                message.setdefault("headers", []).append(id_header)
+            await send(message)
+
+        async def send_secured(message: Message) -> None:
+            nonlocal status, is_started
+            if message["type"] == "http.response.start":
+                html.add_security_headers(message, is_docs=is_docs)
+                status, is_started = message["status"], True
+                message["headers"].append(id_header)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+                await self._reject(scope, receive, send_with_id)
+            else:
+                await self._call_app(scope, self._limited(receive), send_secured, path)
         except Exception as exc:
             # The last-resort handler: the client gets a generic problem with the request id,
             # the log gets the exception type and code locations, never its message (values).
@@ -116,13 +153,18 @@ class ObservabilityMiddleware:
                 )
                 await response(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            self.metrics.observe(method, route, status, elapsed)
-            logger.info(
+            self._finish(scope, request_id, status, time.perf_counter() - started)
+
+    def _finish(self, scope: Scope, request_id: str, status: int, elapsed: float) -> None:
+        """Count and time the request; write its access line."""
+        route = getattr(scope.get("route"), "path", "unmatched")
+        method = scope["method"]
+        self.metrics.observe(method, route, status, elapsed)
+        if logger.isEnabledFor(logging.INFO):
+            log_fields(
+                logger,
                 "request",
-                extra={
+                {
                     "request_id": request_id,
                     "method": method,
                     "route": route,
@@ -132,36 +174,43 @@ class ObservabilityMiddleware:
                 },
             )
 
-
-class BodyLimitMiddleware:
-    """Reject request bodies over ``max_bytes`` with 413, before the app parses them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Handle one ASGI call."""
-        if scope["type"] != "http":
+    async def _call_app(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """Run the app; on a page path, send the 500 page for an unhandled exception."""
+        if not html.is_page(path):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, receive, send)
-            return
+        is_started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal is_started
+            is_started = is_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            # The log line and the 500 count still come from ``__call__``; it sends nothing
+            # more, as the response has started.
+            if not is_started:
+                await html.send_error_page(scope, receive, send_tracking)
+            raise
+
+    def _limited(self, receive: Receive) -> Receive:
+        """``receive``, raising 413 once the streamed body passes the limit."""
         received = 0
+        max_bytes = self.max_bytes
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > max_bytes:
                 raise _TooLarge()
             return message
 
         # A streamed body that passes the limit raises inside the app's body parsing; FastAPI
         # re-raises HTTP exceptions, and the problem+json handler answers 413.
-        await self.app(scope, limited_receive, send)
+        return limited_receive
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(

@@ -94,6 +94,11 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     connect_args = kwargs.pop("connect_args", {})
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_pre_ping", True)
+        # Room for every threadpool worker (anyio's default: 40) without churn: QueuePool
+        # closes a returned connection beyond ``pool_size``, and the default (5, overflow 10)
+        # opened and closed PostgreSQL connections under 16 concurrent writers.
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 20)
         if read_only:
             connect_args.setdefault("options", "-c default_transaction_read_only=on")
         return create_engine(url, connect_args=connect_args, **kwargs)

@@ -8,7 +8,6 @@ from pydantic import AwareDatetime
 
 from app.deps import (
     ClinicClient,
-    ClockDep,
     KeyRingDep,
     RequestIdDep,
     RulesetDep,
@@ -19,7 +18,10 @@ from app.deps import (
     actor_of,
     audited,
     clock_of,
+    keyring_of,
+    request_id_of,
     ruleset_of,
+    transaction_of,
 )
 from app.responses import (
     AUTH_ERRORS,
@@ -90,11 +92,6 @@ def create_screening(
     request: Request,
     body: ScreeningCreate,
     client: ScreeningWriter,
-    transaction: TransactionDep,
-    ruleset: RulesetDep,
-    keyring: KeyRingDep,
-    clock: ClockDep,
-    request_id: RequestIdDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -104,21 +101,24 @@ def create_screening(
     ] = None,
 ) -> Response:
     """Evaluate and store answers for a subject; 201 with the stored screening."""
+    # App state is read from the request, not through five more dependencies: FastAPI solves
+    # every dependency on every request, on the event loop (bench/README.md).
     submission = screening_service.Submission(
         body.questionnaire, body.answers, body.subject.model_dump()
     )
-    with transaction as session:  # committed here, before the 201 is built
+    clock = clock_of(request)
+    with transaction_of(request) as session:  # committed here, before the 201 is built
         created = screening_service.submit(
             session,
-            ruleset=ruleset,
-            keyring=keyring,
+            ruleset=ruleset_of(request),
+            keyring=keyring_of(request),
             clinic_id=client.clinic_id,
             actor=actor_of(client),
             submission=submission,
             idempotency_key=idempotency_key,
             now=clock.now(),
             as_of=clock.today(),
-            request_id=request_id,
+            request_id=request_id_of(request),
         )
     if not created.is_replay:
         request.app.state.metrics.screenings.labels(created.body["decision"]).inc()
