@@ -96,32 +96,18 @@ def principal_of(user: UserAccount) -> Principal:
     return Principal(user.id, user.clinic_id, user.role, user.display_name, user.email)
 
 
-def _get_or_create_clinic(
+def _clinic_for_user(
     session: Session, name: str, actor: audit_service.Actor, now: datetime, *, is_creating: bool
 ) -> tuple[Clinic, bool]:
-    name = name.strip()
-    if not name:
-        raise ValidationFailed("The clinic name must not be empty.")
-    clinic = session.scalars(select(Clinic).where(Clinic.name == name)).one_or_none()
-    if clinic is not None:
-        return clinic, False
-    if not is_creating:
+    if is_creating:
+        return apikey_service.get_or_create_clinic(session, name=name, actor=actor, now=now)
+    clinic = apikey_service.find_clinic(session, name=name)
+    if clinic is None:
         raise NotFound(
-            f"There is no clinic named {name!r}. Check the spelling; a new clinic is created "
-            "with `screening apikey create --clinic NAME`."
+            f"There is no clinic named {name.strip()!r}. Check the spelling; a new clinic is "
+            "created with `screening apikey create --clinic NAME`."
         )
-    clinic = Clinic(id=uuid.uuid4(), name=name, form_origins=[], created_at=now)
-    session.add(clinic)
-    session.flush()
-    audit_service.append(
-        session,
-        action="clinic.created",
-        actor=actor,
-        clinic_id=clinic.id,
-        target_type="clinic",
-        target_id=clinic.id,
-    )
-    return clinic, True
+    return clinic, False
 
 
 def create_user(
@@ -150,7 +136,7 @@ def create_user(
         )
     if session.scalars(select(UserAccount.id).where(UserAccount.email == email)).first():
         raise Conflict("A user with this email address already exists.")
-    clinic, is_new_clinic = _get_or_create_clinic(
+    clinic, is_new_clinic = _clinic_for_user(
         session, clinic_name, actor, now, is_creating=create_clinic
     )
     generated = passwords.generate_password() if password is None else None

@@ -75,23 +75,7 @@ def create(
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise ValidationFailed(f"unknown scope(s): {', '.join(unknown) or '(none given)'}")
-    clinic_name = clinic_name.strip()
-    if not clinic_name:
-        raise ValidationFailed("the clinic name must not be empty")
-    clinic = session.scalars(select(Clinic).where(Clinic.name == clinic_name)).one_or_none()
-    is_new_clinic = clinic is None
-    if clinic is None:
-        clinic = Clinic(id=uuid.uuid4(), name=clinic_name, form_origins=[], created_at=now)
-        session.add(clinic)
-        session.flush()
-        audit_service.append(
-            session,
-            action="clinic.created",
-            actor=actor,
-            clinic_id=clinic.id,
-            target_type="clinic",
-            target_id=str(clinic.id),
-        )
+    clinic, is_new_clinic = get_or_create_clinic(session, name=clinic_name, actor=actor, now=now)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey(
         id=uuid.uuid4(),
@@ -125,6 +109,38 @@ def authenticate(session: Session, *, key: str) -> Client | None:
     if row is None:
         return None
     return Client(row.id, row.clinic_id, frozenset(row.scopes))
+
+
+def find_clinic(session: Session, *, name: str) -> Clinic | None:
+    """The clinic called ``name`` (surrounding spaces ignored), if any."""
+    return session.scalars(select(Clinic).where(Clinic.name == name.strip())).one_or_none()
+
+
+def get_or_create_clinic(
+    session: Session, *, name: str, actor: audit_service.Actor, now: datetime
+) -> tuple[Clinic, bool]:
+    """Return the clinic called ``name`` and whether it was just created (and audited).
+
+    Raises ValidationFailed on an empty name.
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("The clinic name must not be empty.")
+    clinic = find_clinic(session, name=name)
+    if clinic is not None:
+        return clinic, False
+    clinic = Clinic(id=uuid.uuid4(), name=name, form_origins=[], created_at=now)
+    session.add(clinic)
+    session.flush()
+    audit_service.append(
+        session,
+        action="clinic.created",
+        actor=actor,
+        clinic_id=clinic.id,
+        target_type="clinic",
+        target_id=str(clinic.id),
+    )
+    return clinic, True
 
 
 def has_clinics(session: Session) -> bool:
