@@ -331,3 +331,33 @@ def _is_clinics_screening(session: Session, clinic_id: uuid.UUID, target_id: str
         select(Screening.id).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
     )
     return found is not None
+
+
+def record_screening_event(
+    session: Session,
+    *,
+    row: Screening,
+    content: dict[str, Any],
+    action: str,
+    actor: Actor,
+    request_id: str | None,
+    detail: dict[str, Any],
+) -> None:
+    """Append an event about one screening: its clinic, id, rule pack and content digest.
+
+    ``content`` is the screening's decrypted stored content
+    (``screening_service.stored_content``): the digest names exactly what was read or
+    changed without putting any of it in the trail.
+    """
+    append(
+        session,
+        action=action,
+        actor=actor,
+        clinic_id=row.clinic_id,
+        target_type="screening",
+        target_id=row.id,
+        target_sha256=canonical.digest(content),
+        request_id=request_id,
+        ruleset_sha256=row.rule_pack_sha256,
+        detail=detail,
+    )

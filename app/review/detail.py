@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.audit import canonical
 from app.audit import service as audit_service
 from app.crypto import KeyRing
 from app.engine import AnswerErrors, Ruleset, validate_answers
@@ -186,16 +185,13 @@ def build(
     answers: dict[str, Any] = content["answers"]  # type: ignore[assignment]
     pack = review_service.rule_pack(session, sha256=row.rule_pack_sha256)
     flags = [_flag(pack, flag) for flag in review_service.ordered_flags(result["flags"])]
-    audit_service.append(
+    audit_service.record_screening_event(
         session,
+        row=row,
+        content=content,
         action="screening.read",
         actor=actor,
-        clinic_id=clinic_id,
-        target_type="screening",
-        target_id=row.id,
-        target_sha256=canonical.digest(content),
         request_id=request_id,
-        ruleset_sha256=row.rule_pack_sha256,
         detail={"via": "review_detail"},
     )
     return DetailView(

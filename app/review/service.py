@@ -239,16 +239,13 @@ def record(
     if latest is not None and created_at <= latest.created_at:
         created_at = latest.created_at + timedelta(microseconds=1)
     stored = _insert(session, keyring, row, reviewer, review, created_at)
-    audit_service.append(
+    audit_service.record_screening_event(
         session,
+        row=row,
+        content=screening_service.stored_content(keyring, row),
         action="review.recorded",
         actor=reviewer.actor,
-        clinic_id=row.clinic_id,
-        target_type="screening",
-        target_id=row.id,
-        target_sha256=canonical.digest(screening_service.stored_content(keyring, row)),
         request_id=request_id,
-        ruleset_sha256=row.rule_pack_sha256,
         detail={
             "review_id": str(stored.id),
             "disposition": review.disposition.value,
@@ -337,16 +334,13 @@ def read_history(
     """``history`` for the review API, audited as ``review.listed`` (notes are PHI)."""
     views = history(session, keyring=keyring, clinic_id=reader.clinic_id, screening_id=screening_id)
     row = session.get_one(Screening, screening_id)  # loaded by history: no second query
-    audit_service.append(
+    audit_service.record_screening_event(
         session,
+        row=row,
+        content=screening_service.stored_content(keyring, row),
         action="review.listed",
         actor=reader.actor,
-        clinic_id=row.clinic_id,
-        target_type="screening",
-        target_id=row.id,
-        target_sha256=canonical.digest(screening_service.stored_content(keyring, row)),
         request_id=request_id,
-        ruleset_sha256=row.rule_pack_sha256,
         detail={"count": len(views)},
     )
     return views

@@ -14,7 +14,6 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import canonical
 from app.audit import service as audit_service
 from app.crypto import KeyRing
 from app.db.models import Screening
@@ -51,16 +50,13 @@ def explain(
     stored = {key: stored_body[key] for key in RESULT_KEYS}
     ruleset = rulesets.get(session, sha256=row.rule_pack_sha256)
     body = trace(ruleset, content["answers"], as_of=row.as_of_date, stored=stored)
-    audit_service.append(
+    audit_service.record_screening_event(
         session,
+        row=row,
+        content=content,
         action="screening.explained",
         actor=actor,
-        clinic_id=row.clinic_id,
-        target_type="screening",
-        target_id=row.id,
-        target_sha256=canonical.digest(content),
         request_id=request_id,
-        ruleset_sha256=row.rule_pack_sha256,
         detail={"matches_stored": body["matches_stored"]},
     )
     return {"id": str(row.id)} | body

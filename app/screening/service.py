@@ -399,16 +399,13 @@ def _audit_read(
     request_id: str | None,
     via: str = "api",
 ) -> None:
-    audit_service.append(
+    audit_service.record_screening_event(
         session,
+        row=row,
+        content=stored_content(keyring, row),
         action="screening.read",
         actor=actor,
-        clinic_id=row.clinic_id,
-        target_type="screening",
-        target_id=row.id,
-        target_sha256=canonical.digest(stored_content(keyring, row)),
         request_id=request_id,
-        ruleset_sha256=row.rule_pack_sha256,
         detail={"via": via},
     )
 
