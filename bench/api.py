@@ -48,29 +48,12 @@ from sqlalchemy import create_engine, func, make_url, select, text
 
 from app.crypto import generate_key_spec
 from app.db.models import AuditEvent, Screening
+from app.screening.schemas import ANSWERS_EXAMPLE
 
 BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 QUESTIONNAIRE = "ketamine-infusion-candidacy"
-ANSWERS = {
-    "date_of_birth": "1984-03-27",
-    "sex_at_birth": "female",
-    "conditions": ["migraine"],
-    "symptom_duration_months": 48,
-    "prior_treatments_tried": "yes",
-    "pregnant": "no",
-    "breastfeeding": "no",
-    "hypertension": "yes",
-    "bp_controlled": "yes",
-    "systolic_bp": 148,
-    "diastolic_bp": 88,
-    "concussion": "no",
-    "brain_injury": "no",
-    "intracranial_pressure": "no",
-    "heart_failure": "no",
-    "schizophrenia": "no",
-    "ketamine_before": "no",
-}
+ANSWERS = ANSWERS_EXAMPLE
 SCREENING_BODY = {
     "questionnaire": QUESTIONNAIRE,
     "subject": {"reference": "MRN-0042-7781"},

@@ -51,30 +51,13 @@ from app.db.session import session_scope
 from app.engine import evaluate, load_ruleset, validate_answers
 from app.rulepack import service as rulepack_service
 from app.screening import service as screening_service
+from app.screening.schemas import ANSWERS_EXAMPLE
 from app.settings import default_rules_path
 
 CHUNK = 10_000
 TARGET_P99_MS = 20.0
 QUERY = "/v1/screenings?decision=needs_review&reviewed=false&limit=50"
-BASE_ANSWERS: dict[str, Any] = {
-    "date_of_birth": "1984-03-27",
-    "sex_at_birth": "female",
-    "conditions": ["migraine", "chronic_pain"],
-    "symptom_duration_months": 48,
-    "prior_treatments_tried": "yes",
-    "pregnant": "no",
-    "breastfeeding": "no",
-    "hypertension": "yes",
-    "bp_controlled": "yes",
-    "systolic_bp": 148,
-    "diastolic_bp": 88,
-    "concussion": "no",
-    "brain_injury": "no",
-    "intracranial_pressure": "no",
-    "heart_failure": "no",
-    "schizophrenia": "no",
-    "ketamine_before": "no",
-}
+BASE_ANSWERS: dict[str, Any] = ANSWERS_EXAMPLE | {"conditions": ["migraine", "chronic_pain"]}
 NORMAL_BP = {"hypertension": "no", "bp_controlled": None, "systolic_bp": 121, "diastolic_bp": 78}
 # (share of rows, answer changes): about 45 % candidate, 40 % needs review, 15 % not candidate.
 MIX = ((0.45, NORMAL_BP), (0.40, {}), (0.15, {"heart_failure": "yes"}))

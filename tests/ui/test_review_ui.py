@@ -6,10 +6,6 @@ Debian's Chromium (``/usr/bin/chromium``, installed by ``.ci/run``) is driven by
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -29,8 +24,8 @@ from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Role
 from app.db.session import session_scope
 from app.engine import Ruleset
-from tests.factories import AUDIT_KEY, DATA_KEY
 from tests.review.seed import PASSWORD, Seeded, seed_queue
+from tests.server import running_server
 
 CHROMIUM = os.environ.get("SCREENING_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,13 +51,6 @@ class Live:
     one_time_password: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _seed(database_url: str, ruleset: Ruleset) -> tuple[Seeded, str]:
     migrate.upgrade(migrate.make_config(database_url=database_url))
     engine = make_engine(database_url)
@@ -86,33 +74,8 @@ def _seed(database_url: str, ruleset: Ruleset) -> tuple[Seeded, str]:
 def _serve(database_url: str, ruleset: Ruleset, tmp_path: Path) -> Iterator[Live]:
     """Seed ``database_url`` and run `screening serve` on it until the block ends."""
     seeded, one_time_password = _seed(database_url, ruleset)
-    port = _free_port()
-    env = os.environ | {
-        "SCREENING_ENVIRONMENT": "test",
-        "SCREENING_DATABASE_URL": database_url,
-        "SCREENING_DATA_KEY": DATA_KEY,
-        "SCREENING_AUDIT_KEY": AUDIT_KEY,
-        "SCREENING_SECRETS_FILE": str(tmp_path / "secrets.env"),
-        "SCREENING_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=tmp_path
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the server did not become ready within 30 s")
-        yield Live(url, seeded, "newcomer@example.org", one_time_password)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_server(database_url, tmp_path) as server:
+        yield Live(server.url, seeded, "newcomer@example.org", one_time_password)
 
 
 @pytest.fixture
