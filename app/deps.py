@@ -3,18 +3,19 @@
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.base import SecurityBase
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.account import service as account_service
@@ -24,10 +25,12 @@ from app.audit import denials
 from app.audit import service as audit_service
 from app.crypto import KeyRing
 from app.db.models import ActorType
-from app.db.session import session_scope
+from app.db.session import LoopWriter, session_scope
 from app.engine import Ruleset
 from app.errors import Forbidden, Unauthorized
 from app.rulepack.service import RulesetCache
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -162,6 +165,26 @@ def request_id_of(request: Request) -> str:
 def transaction_of(request: Request) -> Transaction:
     """The request's transaction (``TransactionDep`` without a dependency to solve)."""
     return Transaction(request.app.state.sessionmaker)
+
+
+async def run_write(request: Request, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in the request's one transaction, committed before this returns.
+
+    On SQLite, on the event loop through the app's ``LoopWriter`` (``app/db/session.py``
+    says why); on PostgreSQL, whose statements are network round trips and whose chain-head
+    lock may be held by another worker process, in the threadpool with a pooled connection.
+    ``work`` must not await: it runs start to commit in one go.
+    """
+    writer: LoopWriter | None = request.app.state.loop_writer
+    if writer is not None:
+        with writer.transaction() as connection:
+            return work(connection)
+
+    def in_thread() -> T:
+        with transaction_of(request) as session:
+            return work(session.connection())
+
+    return await run_in_threadpool(in_thread)
 
 
 async def get_ruleset(request: Request) -> Ruleset:

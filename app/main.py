@@ -14,8 +14,8 @@ from app.audit import denials
 from app.audit import router as audit_router
 from app.crypto import KeyRing, KeySpecError
 from app.db import migrate
-from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.engine import WalCheckpointer, make_engine, make_sessionmaker
+from app.db.session import LoopWriter, session_scope
 from app.deps import Clock, KeyCache, SystemClock
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
@@ -100,8 +100,11 @@ def create_app(
     settings = settings or get_settings()
     keyring = load_keyring(settings)
     engine = None
+    checkpointer = None
     if sessionmaker is None:
         engine = make_engine(settings.database_url)
+        if engine.dialect.name == "sqlite":
+            checkpointer = WalCheckpointer(engine)
         sessionmaker = make_sessionmaker(engine)
     factory = sessionmaker
     the_clock = clock or SystemClock(settings.timezone)
@@ -112,8 +115,14 @@ def create_app(
         with session_scope(factory) as session:
             rulepack_service.store_rule_pack(session, ruleset=loaded, now=the_clock.now())
         app.state.ruleset = loaded
+        if checkpointer is not None:
+            checkpointer.start()
         logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
         yield
+        if loop_writer is not None:
+            loop_writer.close()
+        if checkpointer is not None:
+            checkpointer.stop()
         if engine is not None:
             engine.dispose()
 
@@ -129,6 +138,9 @@ def create_app(
     metrics = Metrics()
     app.state.settings = settings
     app.state.sessionmaker = factory
+    bind = factory.kw["bind"]
+    loop_writer = LoopWriter(bind) if bind.dialect.name == "sqlite" else None
+    app.state.loop_writer = loop_writer
     app.state.keyring = keyring
     app.state.clock = the_clock
     app.state.metrics = metrics

@@ -407,6 +407,8 @@ def bench(database_url: str, args: argparse.Namespace, workdir: Path) -> bool:
         ),
         Target("screenings (no key)", f"{service}/v1/screenings", SCREENING_BODY, auth, 201),
     ]
+    if args.skip_evaluate:
+        targets = [target for target in targets if target.name != "evaluate"]
     client = "wrk" if args.client == "wrk" else "httpx (asyncio, second process)"
     uvicorn_echo = [
         sys.executable,
@@ -484,6 +486,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--log-level", default="INFO", help="the service's SCREENING_LOG_LEVEL")
+    parser.add_argument(
+        "--skip-evaluate", action="store_true", help="bench the echo and the writes only"
+    )
     parser.add_argument("--postgres", help="URL of any database on the server to bench against")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -90,8 +90,9 @@ def make_screening(
 ) -> dict[str, Any]:
     """Store a screening through the service; return its body as the API shows it."""
     rulepack_service.store_rule_pack(session, ruleset=ruleset, now=created_at)
+    session.flush()
     created = screening_service.submit(
-        session,
+        session.connection(),
         ruleset=ruleset,
         keyring=KEYRING,
         clinic_id=clinic_id,

@@ -89,20 +89,27 @@ _ENCODER = json.JSONEncoder(
 )
 
 
-def dumps(obj: object) -> bytes:
+def dumps(obj: object, *, checked: bool = True) -> bytes:
     """Serialize ``obj`` to canonical JSON bytes.
+
+    Args:
+        obj: The value.
+        checked: ``False`` skips the refusal of non-str object keys (the bytes are the
+            same). Only for values whose keys are strings by construction: parsed from JSON,
+            or built by the rules core from item and rule ids.
 
     Raises:
         TypeError: On a value with no canonical form (sets, bytes, non-str keys, ...).
         ValueError: On NaN, infinity, a naive datetime or a lone surrogate.
     """
-    _check_keys(obj)
+    if checked:
+        _check_keys(obj)
     return _ENCODER.encode(obj).encode("utf-8")
 
 
-def digest(obj: object) -> str:
-    """Return the sha256 hex digest of ``dumps(obj)``."""
-    return hashlib.sha256(dumps(obj)).hexdigest()
+def digest(obj: object, *, checked: bool = True) -> str:
+    """Return the sha256 hex digest of ``dumps(obj, checked=checked)``."""
+    return hashlib.sha256(dumps(obj, checked=checked)).hexdigest()
 
 
 def chain_hash(prev_hash: str, fields: Mapping[str, Any], *, checked: bool = True) -> str:
@@ -161,11 +168,13 @@ def screening_content_digest(
     subject: object,
     answers: object,
     result: object,
+    checked: bool = True,
 ) -> str:
     """Return the ``target_sha256`` of a screening: ``digest(screening_content(...))``.
 
     The screening service passes this as ``target_sha256`` on every audit event about a
     screening; ``screening audit verify`` recomputes it from the decrypted stored row.
+    ``checked`` as in :func:`dumps`.
     """
     return digest(
         screening_content(
@@ -176,5 +185,6 @@ def screening_content_digest(
             subject=subject,
             answers=answers,
             result=result,
-        )
+        ),
+        checked=checked,
     )

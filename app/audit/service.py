@@ -19,13 +19,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import canonical
 from app.db.models import ActorType, AuditEvent, AuditHead, AuditOutcome, Screening
+from app.db.prepared import Prepared
 from app.db.session import session_scope
 from app.errors import NotFound
 
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "TARGET_PATTERN",
     "Actor",
+    "Appended",
     "AuditChainError",
     "EventPage",
     "append",
@@ -72,15 +74,17 @@ _HEAD_TABLE = cast(Table, AuditHead.__table__)
 _EVENT_TABLE = cast(Table, AuditEvent.__table__)
 _EVENT_COLUMNS = (*HASHED_COLUMNS, "prev_hash", "hash")
 # Statements built once: building and cache-keying them per call showed in profiles.
-_NEXT_SEQ = (
+_NEXT_SEQ = Prepared(
     update(_HEAD_TABLE)
-    .where(_HEAD_TABLE.c.id == _HEAD_ID)
+    .where(_HEAD_TABLE.c.id == bindparam("head_id"))
     .values(seq=_HEAD_TABLE.c.seq + 1)
     .returning(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash)
 )
-_INSERT_EVENT = insert(_EVENT_TABLE)
-_SET_HEAD_HASH = (
-    update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == _HEAD_ID).values(hash=bindparam("head_hash"))
+_INSERT_EVENT = Prepared(insert(_EVENT_TABLE), _EVENT_COLUMNS)
+_SET_HEAD_HASH = Prepared(
+    update(_HEAD_TABLE)
+    .where(_HEAD_TABLE.c.id == bindparam("head_id"))
+    .values(hash=bindparam("head_hash"))
 )
 
 
@@ -104,6 +108,13 @@ class Actor:
     def system(cls) -> "Actor":
         """The service itself (startup, background jobs)."""
         return cls(ActorType.system, "system")
+
+
+class Appended(NamedTuple):
+    """Where ``append`` put an event in the chain."""
+
+    seq: int
+    hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +147,7 @@ def _jsonable_detail(detail: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def append(
-    session: Session,
+    db: Session | Connection,
     *,
     action: str,
     actor: Actor,
@@ -148,11 +159,11 @@ def append(
     request_id: str | None = None,
     ruleset_sha256: str | None = None,
     detail: Mapping[str, Any] | None = None,
-) -> AuditEvent:
+) -> Appended:
     """Append one event to the hash chain in the caller's transaction (never commits).
 
     Args:
-        session: The transaction that also holds the change being recorded.
+        db: The session or connection whose transaction also holds the recorded change.
         action: Dotted past tense, for example ``"screening.created"``.
         actor: Who acted.
         clinic_id: The clinic the event belongs to (``None`` for global events).
@@ -166,42 +177,44 @@ def append(
         detail: Small JSON object of ids, counts and codes. Never PHI.
 
     Returns:
-        The stored event (``seq`` and ``hash`` set). It is written with Core statements on
-        the session's connection, not through the unit of work: the ORM path (autoflush,
-        bulk-update compilation) was most of a screening write's cost (bench/README.md).
+        The event's ``seq`` and ``hash``. It is written with prepared statements on the
+        session's connection (``app.db.prepared``), not through the unit of work: the ORM
+        path (object state, autoflush, per-statement bookkeeping) was most of a screening
+        write's cost (bench/README.md).
 
     Raises:
         AuditChainError: If the ``audit_head`` row is missing.
         TypeError: If ``detail`` has no canonical JSON form.
     """
-    session.flush()  # the caller's pending rows first, so the head is locked as late as possible
-    connection = session.connection()
-    head = connection.execute(_NEXT_SEQ).one_or_none()
+    if isinstance(db, Session):
+        db.flush()  # the caller's pending rows first, so the head is locked as late as possible
+        connection = db.connection()
+    else:
+        connection = db
+    head = _NEXT_SEQ.execute(connection, {"head_id": _HEAD_ID})
     if head is None:
         raise AuditChainError("audit_head row missing: run `screening db upgrade`")
     seq, prev_hash = head
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=datetime.now(UTC),
-        actor_type=ActorType(actor.type),
-        actor_id=actor.id,
-        clinic_id=clinic_id,
-        action=action,
-        target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        target_sha256=target_sha256,
-        outcome=AuditOutcome(outcome),
-        request_id=request_id,
-        ruleset_sha256=ruleset_sha256,
-        detail=_jsonable_detail(detail),
-        prev_hash=prev_hash,
-    )
-    event.hash = canonical.chain_hash(
-        prev_hash, hashed_fields([getattr(event, name) for name in HASHED_COLUMNS])
-    )
-    connection.execute(_INSERT_EVENT, {name: getattr(event, name) for name in _EVENT_COLUMNS})
-    connection.execute(_SET_HEAD_HASH, {"head_hash": event.hash})
-    return event
+    values: dict[str, Any] = {
+        "seq": seq,
+        "occurred_at": datetime.now(UTC),
+        "actor_type": ActorType(actor.type),
+        "actor_id": actor.id,
+        "clinic_id": clinic_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "target_sha256": target_sha256,
+        "outcome": AuditOutcome(outcome),
+        "request_id": request_id,
+        "ruleset_sha256": ruleset_sha256,
+        "detail": _jsonable_detail(detail),  # keys checked here; the rest are scalars
+    }
+    fields = hashed_fields([values[name] for name in HASHED_COLUMNS])
+    event_hash = canonical.chain_hash(prev_hash, fields, checked=False)
+    _INSERT_EVENT.execute(connection, values | {"prev_hash": prev_hash, "hash": event_hash})
+    _SET_HEAD_HASH.execute(connection, {"head_id": _HEAD_ID, "head_hash": event_hash})
+    return Appended(seq, event_hash)
 
 
 def list_events(
@@ -236,7 +249,7 @@ def list_events(
     return EventPage(events=events, next_cursor=events[-1].seq if has_more else None)
 
 
-def append_separately(factory: sessionmaker[Session], **fields: Any) -> AuditEvent:
+def append_separately(factory: sessionmaker[Session], **fields: Any) -> Appended:
     """Append one event in its own short transaction, committed before returning.
 
     For denied and failed requests: their own transaction has rolled back, so the event

@@ -1,5 +1,9 @@
-"""make_engine(url) (SQLite pragmas and savepoint fix live here), make_sessionmaker()."""
+"""make_engine(url) (SQLite pragmas and savepoint fix live here), make_sessionmaker().
 
+WalCheckpointer: the service's SQLite WAL checkpoints, in a background thread.
+"""
+
+import logging
 import sqlite3
 import threading
 from typing import Any
@@ -8,6 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+logger = logging.getLogger(__name__)
 
 
 class _GatedConnection(sqlite3.Connection):
@@ -57,13 +62,15 @@ class _GatedConnection(sqlite3.Connection):
 
 
 def _begin_immediate(connection: Connection) -> None:
+    # On the driver connection: through SQLAlchemy, this one statement cost several times
+    # SQLite's own work, once per write transaction (bench/README.md).
     dbapi_connection: Any = connection.connection.dbapi_connection
     if not isinstance(dbapi_connection, _GatedConnection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection.execute("BEGIN IMMEDIATE")
         return
     dbapi_connection.acquire_gate()
     try:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection.execute("BEGIN IMMEDIATE")
     except BaseException:
         dbapi_connection.release_gate()
         raise
@@ -143,3 +150,90 @@ def make_sessionmaker(bind: Engine | Connection, **kwargs: Any) -> sessionmaker[
     """
     kwargs.setdefault("expire_on_commit", False)
     return sessionmaker(bind=bind, **kwargs)
+
+
+class WalCheckpointer:
+    """Run an SQLite engine's WAL checkpoints in a background thread instead of in commits.
+
+    By default SQLite checkpoints inside the commit that takes the WAL past 1,000 pages:
+    that commit copies the pages into the database file, about 9 ms during which the event
+    loop (where ``POST /v1/screenings`` writes on SQLite) serves nobody; at 500 writes/s
+    that happened every 130 ms (bench/README.md). Here the engine's connections turn
+    automatic checkpoints off (``wal_autocheckpoint=0``) and a thread, on its own
+    connection, every ``interval`` seconds:
+
+    - runs a PASSIVE checkpoint, which copies the WAL into the database without taking the
+      write lock (SQLite releases the GIL meanwhile, so it runs on another core);
+    - once the WAL holds ``restart_pages`` pages, takes the engine's writer gate (so no
+      write of this process is in flight) and runs a RESTART checkpoint, which copies the
+      few pages written since and makes the next writer start the WAL file over. Without
+      it, a WAL that is always being appended to is never reset and grows without bound.
+      The checkpoint connection does not wait on SQLite's lock (``busy_timeout=0``): if
+      another process is reading or writing, the restart is simply retried on the next
+      tick.
+
+    ``stop()`` runs a last, truncating checkpoint. This is the arrangement SQLite's WAL
+    documentation describes for applications that keep checkpoints off their write path.
+    Create it before the engine's first connection (its ``connect`` hook sets the pragma).
+    """
+
+    def __init__(
+        self, engine: Engine, *, interval: float = 0.05, restart_pages: int = 2_000
+    ) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._restart_pages = restart_pages
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        event.listen(engine, "connect", self._no_autocheckpoint)
+
+    @staticmethod
+    def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    def start(self) -> None:
+        """Start the checkpoint thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="sqlite-wal-checkpoint", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread after a last checkpoint that also truncates the WAL file."""
+        if self._thread is not None:
+            self._stopped.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        pooled = self._engine.raw_connection()
+        connection: Any = pooled.driver_connection
+        try:
+            connection.execute("PRAGMA busy_timeout=0")
+            while not self._stopped.wait(self._interval):
+                if self._checkpoint(connection, "PASSIVE") >= self._restart_pages:
+                    self._restart(connection)
+            self._checkpoint(connection, "TRUNCATE")
+        finally:
+            pooled.close()
+
+    def _restart(self, connection: Any) -> None:
+        gated = isinstance(connection, _GatedConnection)
+        if gated:
+            connection.acquire_gate()
+        try:
+            self._checkpoint(connection, "RESTART")
+        finally:
+            if gated:
+                connection.release_gate()
+
+    @staticmethod
+    def _checkpoint(connection: Any, mode: str) -> int:
+        """Run one checkpoint; return the pages in the WAL (0 if it could not run)."""
+        try:
+            _busy, pages, _copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as error:  # retried on the next tick
+            logger.warning("WAL checkpoint (%s) failed: %s", mode, type(error).__name__)
+            return 0
+        return int(pages)

@@ -134,8 +134,14 @@ def _wrong_type(item: Item, expected: str, value: object) -> Parsed:
     )
 
 
+_YES_NO = ("yes", "no")
+_YES_NO_UNSURE = ("yes", "no", "unsure")
+
+
 def _parse_yes_no(item: Item, value: object, as_of: date) -> Parsed:
-    allowed = ("yes", "no", "unsure") if isinstance(item, YesNoUnsureItem) else ("yes", "no")
+    allowed = _YES_NO_UNSURE if isinstance(item, YesNoUnsureItem) else _YES_NO
+    if value.__class__ is str and value in allowed:  # the common case first: no messages built
+        return (UNSURE if value == "unsure" else value), None
     listed = ", ".join(f'"{one}"' for one in allowed)
     if not isinstance(value, str):
         return _wrong_type(item, f"one of the strings {listed}", value)

@@ -120,8 +120,9 @@ def submit(
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise LinkUnavailable(LinkProblem.used, clinic)
         subject = invitation_service.decrypt_subject(keyring, invitation)
+        session.flush()  # the claim goes first: submit writes on the connection
         created = screening_service.submit(
-            session,
+            session.connection(),
             ruleset=ruleset,
             keyring=keyring,
             clinic_id=invitation.clinic_id,

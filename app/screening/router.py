@@ -1,6 +1,7 @@
 """The screening API: evaluate, submit, read and list screenings; questionnaires; rule packs."""
 
 import uuid
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -21,7 +22,7 @@ from app.deps import (
     keyring_of,
     request_id_of,
     ruleset_of,
-    transaction_of,
+    run_write,
 )
 from app.responses import (
     AUTH_ERRORS,
@@ -88,7 +89,7 @@ async def evaluate_answers(
         )
     },
 )
-def create_screening(
+async def create_screening(
     request: Request,
     body: ScreeningCreate,
     client: ScreeningWriter,
@@ -107,19 +108,19 @@ def create_screening(
         body.questionnaire, body.answers, body.subject.model_dump()
     )
     clock = clock_of(request)
-    with transaction_of(request) as session:  # committed here, before the 201 is built
-        created = screening_service.submit(
-            session,
-            ruleset=ruleset_of(request),
-            keyring=keyring_of(request),
-            clinic_id=client.clinic_id,
-            actor=actor_of(client),
-            submission=submission,
-            idempotency_key=idempotency_key,
-            now=clock.now(),
-            as_of=clock.today(),
-            request_id=request_id_of(request),
-        )
+    store = partial(
+        screening_service.submit,
+        ruleset=ruleset_of(request),
+        keyring=keyring_of(request),
+        clinic_id=client.clinic_id,
+        actor=actor_of(client),
+        submission=submission,
+        idempotency_key=idempotency_key,
+        now=clock.now(),
+        as_of=clock.today(),
+        request_id=request_id_of(request),
+    )
+    created = await run_write(request, store)  # committed before the 201 is built
     if not created.is_replay:
         request.app.state.metrics.screenings.labels(created.body["decision"]).inc()
     headers = {"Location": f"/v1/screenings/{created.body['id']}"} | (

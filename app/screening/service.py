@@ -7,13 +7,12 @@ stored plaintext is exactly what the API returns, so an idempotent replay is byt
 """
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, exists, insert, or_, select
+from sqlalchemy import Connection, Table, and_, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,26 +23,23 @@ from app.db.models import (
     Decision,
     FlagSeverity,
     FlagStatus,
-    IdempotencyKey,
     Review,
     Screening,
     ScreeningFlag,
     Source,
 )
+from app.db.prepared import Prepared
 from app.engine import AnswerErrors, Ruleset, evaluate, validate_answers
-from app.errors import BadRequest, IdempotencyKeyReused, NotFound, ProblemItem, ValidationFailed
-from app.screening import cursor
+from app.errors import IdempotencyKeyReused, NotFound, ProblemItem, ValidationFailed
+from app.screening import cursor, idempotency
 
 MAX_PAGE = 100
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _PHI_COLUMNS = ("subject_ct", "answers_ct", "result_ct")
 # Statements built once: building and cache-keying them per call showed in profiles.
-_INSERT_SCREENING = insert(cast(Table, Screening.__table__))
-_INSERT_FLAG = insert(cast(Table, ScreeningFlag.__table__))
-_INSERT_IDEMPOTENCY_KEY = insert(cast(Table, IdempotencyKey.__table__))
-_EARLIER_REQUEST = select(IdempotencyKey.request_sha256, IdempotencyKey.screening_id).where(
-    IdempotencyKey.clinic_id == bindparam("clinic_id"), IdempotencyKey.key == bindparam("key")
-)
+_SCREENING_TABLE = cast(Table, Screening.__table__)
+_FLAG_TABLE = cast(Table, ScreeningFlag.__table__)
+_INSERT_SCREENING = Prepared(insert(_SCREENING_TABLE), [c.name for c in _SCREENING_TABLE.c])
+_INSERT_FLAG = Prepared(insert(_FLAG_TABLE), [c.name for c in _FLAG_TABLE.c])
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +111,7 @@ def _answer_problem(code: str, item: str, message: str) -> ProblemItem:
 
 def fingerprint(submission: Submission) -> str:
     """The sha256 of the request body an Idempotency-Key is bound to."""
-    return canonical.digest(
+    return idempotency.fingerprint(
         {
             "questionnaire": submission.questionnaire,
             "answers": submission.answers,
@@ -125,7 +121,7 @@ def fingerprint(submission: Submission) -> str:
 
 
 def submit(
-    session: Session,
+    connection: Connection,
     *,
     ruleset: Ruleset,
     keyring: KeyRing,
@@ -142,14 +138,16 @@ def submit(
 
     Raises ValidationFailed on invalid answers and IdempotencyKeyReused when the key was used
     with another body. A retry with the same key and body returns the stored screening.
+
+    Takes a Core connection in a transaction (the request's, or ``session.connection()``
+    after a ``flush()``): the write is prepared statements only; the rare replay reads
+    through an ORM session joined to that transaction.
     """
     digest = fingerprint(submission)
     if idempotency_key is not None:
-        _check_idempotency_key(idempotency_key)
-        # Only a digest is stored: clients do put patient references into their keys.
-        idempotency_key = canonical.digest(idempotency_key)
-    # Rules, encryption and digests run before the first statement: on SQLite the transaction
-    # holds the database's write lock from its first statement to its commit.
+        idempotency_key = idempotency.stored_form(idempotency_key)
+    # Rules, encryption and digests run before the first statement, so that the rows and the
+    # audit chain head (locked until commit on PostgreSQL) are written in one short burst.
     try:
         evaluation = evaluate_answers(
             ruleset,
@@ -160,9 +158,9 @@ def submit(
     except ValidationFailed:
         # A retry of a stored request replays it even if its answers no longer validate
         # today, and a reused key wins over the new body's errors, as before evaluation.
-        earlier = _earlier_request(session, clinic_id, idempotency_key)
+        earlier = idempotency.earlier_request(connection, clinic_id, idempotency_key)
         if earlier is not None:
-            return _replay(session, keyring, earlier, digest, actor, request_id)
+            return _replay(connection, keyring, earlier, digest, actor, request_id)
         raise
     result, answers = evaluation.result, evaluation.answers
     screening_id = uuid.uuid4()
@@ -186,25 +184,30 @@ def submit(
         source,
     )
     target_sha256 = _content_digest(row, submission.subject, answers, body)
-    earlier = _earlier_request(session, clinic_id, idempotency_key)
+    earlier = idempotency.earlier_request(connection, clinic_id, idempotency_key)
     if earlier is not None:
-        return _replay(session, keyring, earlier, digest, actor, request_id)
+        return _replay(connection, keyring, earlier, digest, actor, request_id)
     if idempotency_key is None:
-        _insert_screening(session, row, result["flags"])
+        _insert_screening(connection, row, result["flags"])
+    elif connection.dialect.name == "sqlite":
+        # SQLite: this transaction began with BEGIN IMMEDIATE, so no other writer can have
+        # stored the key since `_earlier_request` looked: no savepoint is needed.
+        key_row = {"clinic_id": clinic_id, "key": idempotency_key, "request_sha256": digest}
+        _insert_screening(connection, row, result["flags"], key_row)
     else:
         key_row = {"clinic_id": clinic_id, "key": idempotency_key, "request_sha256": digest}
         try:
             # A concurrent duplicate (PostgreSQL) blocks on the key's primary key until the
             # first commits, then fails here: undo our rows and replay the first one's.
-            with session.begin_nested():
-                _insert_screening(session, row, result["flags"], key_row)
+            with connection.begin_nested():
+                _insert_screening(connection, row, result["flags"], key_row)
         except IntegrityError:
-            earlier = _earlier_request(session, clinic_id, idempotency_key)
+            earlier = idempotency.earlier_request(connection, clinic_id, idempotency_key)
             if earlier is None:
                 raise
-            return _replay(session, keyring, earlier, digest, actor, request_id)
+            return _replay(connection, keyring, earlier, digest, actor, request_id)
     audit_service.append(
-        session,
+        connection,
         action="screening.created",
         actor=actor,
         clinic_id=clinic_id,
@@ -220,26 +223,6 @@ def submit(
         },
     )
     return Created(body=body, is_replay=False)
-
-
-def _earlier_request(
-    session: Session, clinic_id: uuid.UUID, idempotency_key: str | None
-) -> Row[str, uuid.UUID] | None:
-    """The ``request_sha256`` and ``screening_id`` stored under this key, if any."""
-    if idempotency_key is None:
-        return None
-    found = session.execute(_EARLIER_REQUEST, {"clinic_id": clinic_id, "key": idempotency_key})
-    return found.one_or_none()
-
-
-def _check_idempotency_key(key: str) -> None:
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise BadRequest(
-            "Idempotency-Key must be 1-255 printable ASCII characters.",
-            errors=[
-                ProblemItem("invalid_idempotency_key", "Use a UUID.", parameter="Idempotency-Key")
-            ],
-        )
 
 
 def _encrypted_row(
@@ -277,19 +260,17 @@ def _encrypted_row(
 
 
 def _insert_screening(
-    session: Session,
+    connection: Connection,
     row: dict[str, Any],
     flags: list[dict[str, Any]],
     key_row: dict[str, Any] | None = None,
 ) -> None:
     """Insert the screening, its flags and its idempotency key (which references it).
 
-    Core inserts on the session's connection, not the unit of work: these rows are never
-    changed afterwards, and the ORM flush cost more than the inserts (bench/README.md).
+    Prepared statements, not the unit of work: these rows are never changed afterwards, and
+    the ORM flush cost more than the inserts (bench/README.md).
     """
-    session.flush()  # anything the caller left pending goes first, as with the unit of work
-    connection = session.connection()
-    connection.execute(_INSERT_SCREENING, row)
+    _INSERT_SCREENING.execute(connection, row)
     if flags:
         flag_rows = [
             {
@@ -300,10 +281,10 @@ def _insert_screening(
             }
             for flag in flags
         ]
-        connection.execute(_INSERT_FLAG, flag_rows)
+        _INSERT_FLAG.executemany(connection, flag_rows)
     if key_row is not None:
         key_row |= {"screening_id": row["id"], "created_at": row["created_at"]}
-        connection.execute(_INSERT_IDEMPOTENCY_KEY, key_row)
+        idempotency.insert_key(connection, key_row)
 
 
 def _json_bytes(value: object) -> bytes:
@@ -338,13 +319,14 @@ def _content_digest(row: dict[str, Any], subject: object, answers: object, body:
         subject=subject,
         answers=answers,
         result=body,
+        checked=False,  # parsed from JSON or built by the rules core: str keys only
     )
 
 
 def _replay(
-    session: Session,
+    connection: Connection,
     keyring: KeyRing,
-    earlier: Row[str, uuid.UUID],
+    earlier: idempotency.EarlierRequest,
     digest: str,
     actor: audit_service.Actor,
     request_id: str | None,
@@ -360,9 +342,11 @@ def _replay(
                 )
             ],
         )
-    row = session.get_one(Screening, earlier.screening_id)
-    body = _read_body(session, keyring, [row])[0]
-    _audit_read(session, keyring, row, actor, request_id, via="idempotent_replay")
+    # An ORM session joined to the caller's transaction: it neither commits nor ends it.
+    with Session(bind=connection, join_transaction_mode="rollback_only") as session:
+        row = session.get_one(Screening, earlier.screening_id)
+        body = _read_body(session, keyring, [row])[0]
+        _audit_read(session, keyring, row, actor, request_id, via="idempotent_replay")
     return Created(body=body, is_replay=True)
 
 
