@@ -239,7 +239,7 @@ def list_screenings(
             filters=filters,
             request_id=request_id,
         )
-    return json_response(page)
+    return Response(page.to_json(), media_type="application/json")
 
 
 @router.get(

@@ -213,6 +213,17 @@ class TestListScreenings:
             assert [item["id"] for item in page.json()["items"]] == [expected["id"]]
         detail = client.get(f"/v1/screenings/{reviewed['id']}", headers=auth(key)).json()
         assert detail["review"]["disposition"] == "cleared"
+        # A listed item is the screening as GET shows it: review filled in, or null.
+        unfiltered = client.get("/v1/screenings", headers=auth(key)).json()["items"]
+        single = [
+            client.get(f"/v1/screenings/{item['id']}", headers=auth(key)).json()
+            for item in (reviewed, pending)
+        ]
+        assert unfiltered == single
+        assert (unfiltered[0]["review"]["disposition"], unfiltered[1]["review"]) == (
+            "cleared",
+            None,
+        )
 
     @pytest.mark.parametrize("cursor", ["not-a-cursor", "eyJ0IjoxfQ"])
     def test_list_rejects_bad_cursor(
