@@ -56,15 +56,15 @@ def _leaf(cond: dict[str, Any], value: Any, as_of: date) -> bool:
     if "is" in cond:
         return bool(value == cond["is"])
     if "in" in cond:
-        return value in cond["in"]
+        return bool(value in cond["in"])
     if "contains_any" in cond:
         return any(one in value for one in cond["contains_any"])
     if "contains_none" in cond:
         return not any(one in value for one in cond["contains_none"])
     if "within_days" in cond:
-        return 0 <= (as_of - value).days <= cond["within_days"]
+        return bool(0 <= (as_of - value).days <= cond["within_days"])
     if "age_below" in cond:
-        return age_on(value, as_of) < cond["age_below"]
+        return bool(age_on(value, as_of) < cond["age_below"])
     ok = True
     for key, test in (
         ("at_least", int.__ge__),
@@ -94,12 +94,12 @@ def walk(cond: dict[str, Any], state: dict[str, object], as_of: date) -> tuple[s
     if "not" in cond:
         truth, items = walk(cond["not"], state, as_of)
         return {"T": "F", "F": "T"}.get(truth, "U"), items
-    value = state[cond["item"]]
-    if value is DISABLED:
+    answer = state[cond["item"]]
+    if answer is DISABLED:
         return "F", [cond["item"]]
-    if value is MISSING or value is UNSURE:
+    if answer is MISSING or answer is UNSURE:
         return "U", [cond["item"]]
-    return ("T" if _leaf(cond, value, as_of) else "F"), [cond["item"]]
+    return ("T" if _leaf(cond, answer, as_of) else "F"), [cond["item"]]
 
 
 def naive_evaluate(
@@ -107,7 +107,7 @@ def naive_evaluate(
 ) -> Decision:
     """Evaluate by walking the stored rule documents: the baseline the compiled core must beat."""
     statuses: dict[str, RuleStatus] = {}
-    flags: list[tuple[int, Flag]] = []
+    flags: list[tuple[tuple[bool, bool, int], Flag]] = []
     for index, rule in enumerate(document["rules"]):
         truth, items = walk(rule["when"], answers.state, as_of)
         status = {"T": RuleStatus.fired, "F": RuleStatus.clear}.get(truth, RuleStatus.unknown)

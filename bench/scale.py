@@ -60,7 +60,11 @@ QUERY = "/v1/screenings?decision=needs_review&reviewed=false&limit=50"
 BASE_ANSWERS: dict[str, Any] = ANSWERS_EXAMPLE | {"conditions": ["migraine", "chronic_pain"]}
 NORMAL_BP = {"hypertension": "no", "bp_controlled": None, "systolic_bp": 121, "diastolic_bp": 78}
 # (share of rows, answer changes): about 45 % candidate, 40 % needs review, 15 % not candidate.
-MIX = ((0.45, NORMAL_BP), (0.40, {}), (0.15, {"heart_failure": "yes"}))
+MIX: tuple[tuple[float, dict[str, Any]], ...] = (
+    (0.45, NORMAL_BP),
+    (0.40, {}),
+    (0.15, {"heart_failure": "yes"}),
+)
 
 
 def templates(as_of: date) -> list[tuple[float, dict[str, Any], dict[str, Any]]]:
@@ -251,7 +255,7 @@ def explain(url: str, clinic_id: uuid.UUID, keyring: KeyRing) -> None:
                 filters=screening_service.ListFilter("needs_review", False, cursor=cursor),
             )
             session.rollback()  # the plan only: no audit event is kept
-        cursor = page["next_cursor"]
+        cursor = page.next_cursor
     is_postgres = engine.dialect.name == "postgresql"
     later = [item for item in captured if "created_at <" in item[0]]
     for label, (statement, params) in (("first page", captured[0]), ("page 10", later[-1])):
