@@ -50,7 +50,7 @@ from app.db.models import Review, Screening, ScreeningFlag
 from app.db.session import session_scope
 from app.engine import evaluate, load_ruleset, validate_answers
 from app.rulepack import service as rulepack_service
-from app.screening import service as screening_service
+from app.screening import listing
 from app.screening.schemas import ANSWERS_EXAMPLE
 from app.settings import default_rules_path
 
@@ -250,12 +250,12 @@ def explain(url: str, clinic_id: uuid.UUID, keyring: KeyRing) -> None:
     cursor = None
     for _ in range(10):
         with factory() as session:
-            page = screening_service.list_screenings(
+            page = listing.list_screenings(
                 session,
                 keyring=keyring,
                 clinic_id=clinic_id,
                 actor=actor,
-                filters=screening_service.ListFilter("needs_review", False, cursor=cursor),
+                filters=listing.ListFilter("needs_review", False, cursor=cursor),
             )
             session.rollback()  # the plan only: no audit event is kept
         cursor = page.next_cursor

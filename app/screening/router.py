@@ -34,6 +34,7 @@ from app.responses import (
 )
 from app.review import service as review_service
 from app.screening import explain as screening_explain
+from app.screening import listing
 from app.screening import service as screening_service
 from app.screening.schemas import (
     EvaluateCreate,
@@ -216,9 +217,7 @@ def list_screenings(
     created_before: Annotated[
         AwareDatetime | None, Query(description="RFC 3339 with offset; exclusive.")
     ] = None,
-    limit: Annotated[
-        int, Query(ge=1, le=screening_service.MAX_PAGE, description="Page size.")
-    ] = 50,
+    limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE, description="Page size.")] = 50,
     cursor: Annotated[
         str | None,
         Query(
@@ -227,11 +226,9 @@ def list_screenings(
     ] = None,
 ) -> Response:
     """List this clinic's screenings, newest first, with keyset pagination."""
-    filters = screening_service.ListFilter(
-        decision, reviewed, created_after, created_before, limit, cursor
-    )
+    filters = listing.ListFilter(decision, reviewed, created_after, created_before, limit, cursor)
     with transaction as session:
-        page = screening_service.list_screenings(
+        page = listing.list_screenings(
             session,
             keyring=keyring,
             clinic_id=client.clinic_id,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, exists, insert, or_, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,12 +31,9 @@ from app.db.models import (
 from app.db.prepared import Prepared
 from app.engine import AnswerErrors, Ruleset, evaluate, validate_answers
 from app.errors import IdempotencyKeyReused, NotFound, ProblemItem, ValidationFailed
-from app.screening import cursor, idempotency
+from app.screening import idempotency
 
-MAX_PAGE = 100
 _PHI_COLUMNS = ("subject_ct", "answers_ct", "result_ct")
-# What a list page needs of each row (not the subject's and answers' ciphertexts).
-_LISTED_COLUMNS = (Screening.id, Screening.created_at, Screening.key_id, Screening.result_ct)
 # Statements built once: building and cache-keying them per call showed in profiles.
 _SCREENING_TABLE = cast(Table, Screening.__table__)
 _FLAG_TABLE = cast(Table, ScreeningFlag.__table__)
@@ -59,31 +56,6 @@ class Created:
 
     body: dict[str, Any]
     is_replay: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ListFilter:
-    """Filters of the screening list; ``cursor`` is the opaque ``next_cursor``."""
-
-    decision: str | None = None
-    reviewed: bool | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    limit: int = 50
-    cursor: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ScreeningListJson:
-    """A page of ``GET /v1/screenings``: each item's JSON bytes and the next cursor."""
-
-    items: list[bytes]
-    next_cursor: str | None
-
-    def to_json(self) -> bytes:
-        """The response body ``{"items": [...], "next_cursor": ...}``."""
-        tail = json.dumps(self.next_cursor).encode()
-        return b'{"items":[' + b",".join(self.items) + b'],"next_cursor":' + tail + b"}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +229,7 @@ def _encrypted_row(
     key_id = keyring.current_kid
     for column, value in zip(_PHI_COLUMNS, (subject, answers, body), strict=True):
         aad = field_aad("screening", column, screening_id)
-        key_id, ciphertexts[column] = keyring.encrypt(_json_bytes(value), aad)
+        key_id, ciphertexts[column] = keyring.encrypt(json_bytes(value), aad)
     return {
         "id": screening_id,
         "clinic_id": clinic_id,
@@ -302,7 +274,8 @@ def _insert_screening(
         idempotency.insert_key(connection, key_row)
 
 
-def _json_bytes(value: object) -> bytes:
+def json_bytes(value: object) -> bytes:
+    """The JSON bytes the API sends and the database stores (compact, UTF-8)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -366,7 +339,7 @@ def _replay(
 
 
 def _read_body(session: Session, keyring: KeyRing, rows: list[Screening]) -> list[dict[str, Any]]:
-    reviews = _latest_reviews(session, [row.id for row in rows])
+    reviews = latest_reviews(session, [row.id for row in rows])
     bodies = []
     for row in rows:
         body: dict[str, Any] = _decrypt(keyring, row, "result_ct")
@@ -375,7 +348,8 @@ def _read_body(session: Session, keyring: KeyRing, rows: list[Screening]) -> lis
     return bodies
 
 
-def _latest_reviews(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+def latest_reviews(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+    """The latest review of each screening that has one: ``{"disposition", "created_at"}``."""
     if not ids:
         return {}
     rows = session.execute(
@@ -390,19 +364,6 @@ def _latest_reviews(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, d
         }
         for screening_id, disposition, created_at in rows
     }
-
-
-def _result_json(
-    keyring: KeyRing, row: Row[uuid.UUID, datetime, str, bytes], review: dict[str, str] | None
-) -> bytes:
-    """A listed screening's JSON: its stored result bytes, with the review filled in."""
-    aad = field_aad("screening", "result_ct", row.id)
-    stored = keyring.decrypt(row.key_id, row.result_ct, aad)
-    if review is None:
-        return stored  # stored with "review": null, exactly as json_response would render it
-    body = json.loads(stored)
-    body["review"] = review
-    return _json_bytes(body)
 
 
 def _audit_read(
@@ -442,59 +403,6 @@ def get(
     body = _read_body(session, keyring, [row])[0]
     _audit_read(session, keyring, row, actor, request_id)
     return body
-
-
-def list_screenings(
-    session: Session,
-    *,
-    keyring: KeyRing,
-    clinic_id: uuid.UUID,
-    actor: audit_service.Actor,
-    filters: ListFilter,
-    request_id: str | None = None,
-) -> "ScreeningListJson":
-    """Return a page of the clinic's screenings, newest first (keyset pagination).
-
-    The page is JSON bytes built from the stored result bytes (``ScreeningListJson``):
-    decoding 50 results only to encode them again was half the cost of a page.
-    """
-    query = select(*_LISTED_COLUMNS).where(Screening.clinic_id == clinic_id)
-    if filters.decision is not None:
-        query = query.where(Screening.decision == Decision(filters.decision))
-    if filters.reviewed is not None:
-        has_review = exists().where(Review.screening_id == Screening.id)
-        query = query.where(has_review if filters.reviewed else ~has_review)
-    if filters.created_after is not None:
-        query = query.where(Screening.created_at > filters.created_after)
-    if filters.created_before is not None:
-        query = query.where(Screening.created_at < filters.created_before)
-    if filters.cursor is not None:
-        at, last_id = cursor.decode(filters.cursor)
-        query = query.where(
-            Screening.created_at <= at,
-            or_(
-                Screening.created_at < at, and_(Screening.created_at == at, Screening.id < last_id)
-            ),
-        )
-    limit = max(1, min(filters.limit, MAX_PAGE))
-    query = query.order_by(Screening.created_at.desc(), Screening.id.desc()).limit(limit + 1)
-    rows = list(session.execute(query))
-    page, more = rows[:limit], len(rows) > limit
-    audit_service.append(
-        session,
-        action="screening.listed",
-        actor=actor,
-        clinic_id=clinic_id,
-        target_type="screening",
-        request_id=request_id,
-        detail={"count": len(page), "screening_ids": [str(row.id) for row in page]},
-    )
-    next_cursor = cursor.encode(page[-1].created_at, page[-1].id) if more else None
-    # With reviewed=false no listed screening has a review: no need to look.
-    ids = [row.id for row in page] if filters.reviewed is not False else []
-    reviews = _latest_reviews(session, ids)
-    items = [_result_json(keyring, row, reviews.get(row.id)) for row in page]
-    return ScreeningListJson(items, next_cursor)
 
 
 def get_questionnaire(ruleset: Ruleset, *, questionnaire_id: str) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""The clinic's screening list: filters, keyset pagination, and the page as JSON bytes.
+
+A page is built from the stored result bytes as they are (the stored result is the
+response): decoding 50 results only to encode them again was half the cost of a page
+(bench/README.md). Only a reviewed item is decoded, to fill in its review.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit_service
+from app.crypto import KeyRing, field_aad
+from app.db.models import Decision, Review, Screening
+from app.screening import cursor
+from app.screening import service as screening_service
+
+MAX_PAGE = 100
+# What a list page needs of each row (not the subject's and answers' ciphertexts).
+_LISTED_COLUMNS = (Screening.id, Screening.created_at, Screening.key_id, Screening.result_ct)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Filters of the screening list; ``cursor`` is the opaque ``next_cursor``."""
+
+    decision: str | None = None
+    reviewed: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningListJson:
+    """A page of ``GET /v1/screenings``: each item's JSON bytes and the next cursor."""
+
+    items: list[bytes]
+    next_cursor: str | None
+
+    def to_json(self) -> bytes:
+        """The response body ``{"items": [...], "next_cursor": ...}``."""
+        tail = json.dumps(self.next_cursor).encode()
+        return b'{"items":[' + b",".join(self.items) + b'],"next_cursor":' + tail + b"}"
+
+
+def list_screenings(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    actor: audit_service.Actor,
+    filters: ListFilter,
+    request_id: str | None = None,
+) -> "ScreeningListJson":
+    """Return a page of the clinic's screenings, newest first (keyset pagination).
+
+    The page is JSON bytes built from the stored result bytes (``ScreeningListJson``):
+    decoding 50 results only to encode them again was half the cost of a page.
+    """
+    query = select(*_LISTED_COLUMNS).where(Screening.clinic_id == clinic_id)
+    if filters.decision is not None:
+        query = query.where(Screening.decision == Decision(filters.decision))
+    if filters.reviewed is not None:
+        has_review = exists().where(Review.screening_id == Screening.id)
+        query = query.where(has_review if filters.reviewed else ~has_review)
+    if filters.created_after is not None:
+        query = query.where(Screening.created_at > filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(Screening.created_at < filters.created_before)
+    if filters.cursor is not None:
+        at, last_id = cursor.decode(filters.cursor)
+        query = query.where(
+            Screening.created_at <= at,
+            or_(
+                Screening.created_at < at, and_(Screening.created_at == at, Screening.id < last_id)
+            ),
+        )
+    limit = max(1, min(filters.limit, MAX_PAGE))
+    query = query.order_by(Screening.created_at.desc(), Screening.id.desc()).limit(limit + 1)
+    rows = list(session.execute(query))
+    page, more = rows[:limit], len(rows) > limit
+    audit_service.append(
+        session,
+        action="screening.listed",
+        actor=actor,
+        clinic_id=clinic_id,
+        target_type="screening",
+        request_id=request_id,
+        detail={"count": len(page), "screening_ids": [str(row.id) for row in page]},
+    )
+    next_cursor = cursor.encode(page[-1].created_at, page[-1].id) if more else None
+    # With reviewed=false no listed screening has a review: no need to look.
+    ids = [row.id for row in page] if filters.reviewed is not False else []
+    reviews = screening_service.latest_reviews(session, ids)
+    items = [_result_json(keyring, row, reviews.get(row.id)) for row in page]
+    return ScreeningListJson(items, next_cursor)
+
+
+def _result_json(
+    keyring: KeyRing, row: Row[uuid.UUID, datetime, str, bytes], review: dict[str, str] | None
+) -> bytes:
+    """A listed screening's JSON: its stored result bytes, with the review filled in."""
+    aad = field_aad("screening", "result_ct", row.id)
+    stored = keyring.decrypt(row.key_id, row.result_ct, aad)
+    if review is None:
+        return stored  # stored with "review": null, exactly as json_response would render it
+    body = json.loads(stored)
+    body["review"] = review
+    return screening_service.json_bytes(body)
