@@ -138,8 +138,10 @@ def create_app(
     metrics = Metrics()
     app.state.settings = settings
     app.state.sessionmaker = factory
-    bind = factory.kw["bind"]
-    loop_writer = LoopWriter(bind) if bind.dialect.name == "sqlite" else None
+    bind = factory.kw.get("bind")
+    loop_writer = None
+    if bind is not None and bind.dialect.name == "sqlite":
+        loop_writer = LoopWriter(bind)
     app.state.loop_writer = loop_writer
     app.state.keyring = keyring
     app.state.clock = the_clock

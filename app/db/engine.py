@@ -212,8 +212,11 @@ class WalCheckpointer:
         try:
             connection.execute("PRAGMA busy_timeout=0")
             while not self._stopped.wait(self._interval):
-                if self._checkpoint(connection, "PASSIVE") >= self._restart_pages:
-                    self._restart(connection)
+                try:
+                    if self._checkpoint(connection, "PASSIVE") >= self._restart_pages:
+                        self._restart(connection)
+                except Exception as error:  # the thread must not die: the WAL would grow
+                    logger.warning("WAL checkpoint round failed: %s", type(error).__name__)
             self._checkpoint(connection, "TRUNCATE")
         finally:
             pooled.close()

@@ -46,8 +46,10 @@ class LoopWriter:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """Yield the connection in one transaction: commit on success, roll back on error."""
-        if self._connection is None:
+        if self._connection is None or self._connection.invalidated:
             assert isinstance(self._bind, Engine)
+            if self._connection is not None:  # a broken driver connection: start afresh
+                self._connection.close()
             self._connection = self._bind.connect()
         connection = self._connection
         if connection.in_transaction():

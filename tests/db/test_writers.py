@@ -55,6 +55,20 @@ def test_loop_writer_commits_rolls_back_and_keeps_one_connection(tmp_path: Path)
     engine.dispose()
 
 
+def test_loop_writer_replaces_a_broken_connection(tmp_path: Path) -> None:
+    engine = _sqlite(tmp_path)
+    writer = LoopWriter(engine)
+    with writer.transaction() as first:
+        first.execute(text("INSERT INTO t (payload) VALUES (x'01')"))
+    first.invalidate()  # what SQLAlchemy does when the driver reports a dead connection
+    with writer.transaction() as second:
+        second.execute(text("INSERT INTO t (payload) VALUES (x'02')"))
+    assert second is not first
+    assert _count(engine) == 2
+    writer.close()
+    engine.dispose()
+
+
 def test_loop_writer_inside_an_outer_transaction_uses_savepoints(connection: Connection) -> None:
     writer = LoopWriter(connection)
     connection.execute(text("CREATE TEMPORARY TABLE w (n INTEGER)"))
@@ -97,4 +111,35 @@ def test_without_the_checkpointer_sqlite_checkpoints_in_commits(tmp_path: Path) 
     engine = _sqlite(tmp_path)
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 1000
+    engine.dispose()
+
+
+def test_checkpointer_survives_a_failed_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    checkpointer = WalCheckpointer(engine, interval=0.005, restart_pages=16)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)"))
+    failures = iter([RuntimeError("the gate timed out")])
+    restart = WalCheckpointer._restart
+
+    def flaky_restart(self: WalCheckpointer, connection: object) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        restart(self, connection)
+
+    monkeypatch.setattr(WalCheckpointer, "_restart", flaky_restart)
+    checkpointer.start()
+    wal = Path(f"{tmp_path / 'wal.db'}-wal")
+    for _ in range(600):
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO t (payload) VALUES (:payload)"), {"payload": os.urandom(4000)}
+            )
+    size_under_load = wal.stat().st_size
+    checkpointer.stop()
+    assert "WAL checkpoint round failed: RuntimeError" in caplog.text
+    assert size_under_load < 1_500_000  # later rounds still restarted the WAL
     engine.dispose()
