@@ -82,10 +82,8 @@ class Prepared:
         return found
 
     def _parameters(self, compiled: _Compiled, values: Mapping[str, Any]) -> Any:
-        if compiled.constants:
-            values = compiled.constants | dict(values)
-        if compiled.processors:
-            values = dict(values)
+        if compiled.constants or compiled.processors:
+            values = compiled.constants | dict(values)  # one copy, never the caller's dict
             for name, processor in compiled.processors:
                 values[name] = processor(values[name])
         if compiled.positional:
@@ -95,15 +93,7 @@ class Prepared:
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """Run the statement with ``values``; return its first row (or None), converted."""
         compiled = self._compiled(connection.dialect)
-        parameters = self._parameters(compiled, values)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(compiled.sql, parameters)
-            row = cursor.fetchone() if cursor.description else None
-        except connection.dialect.loaded_dbapi.Error as error:
-            raise self._wrapped(connection, compiled, error) from error
-        finally:
-            cursor.close()
+        row = self._run(connection, compiled, self._parameters(compiled, values), many=False)
         if row is None:
             return None
         return tuple(
@@ -115,23 +105,26 @@ class Prepared:
         """Run the statement once per row, in one driver call."""
         compiled = self._compiled(connection.dialect)
         parameters = [self._parameters(compiled, row) for row in rows]
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(compiled.sql, parameters)
-        except connection.dialect.loaded_dbapi.Error as error:
-            raise self._wrapped(connection, compiled, error) from error
-        finally:
-            cursor.close()
+        self._run(connection, compiled, parameters, many=True)
 
     @staticmethod
-    def _wrapped(
-        connection: Connection, compiled: _Compiled, error: Exception
-    ) -> exc.StatementError:
-        return exc.DBAPIError.instance(
-            compiled.sql,
-            None,
-            error,
-            connection.dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            dialect=connection.dialect,
-        )
+    def _run(connection: Connection, compiled: _Compiled, parameters: Any, *, many: bool) -> Any:
+        """Execute on a fresh DBAPI cursor; the first result row, if the statement has one."""
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if many:
+                cursor.executemany(compiled.sql, parameters)
+                return None
+            cursor.execute(compiled.sql, parameters)
+            return cursor.fetchone() if cursor.description else None
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise exc.DBAPIError.instance(
+                compiled.sql,
+                parameters,
+                error,
+                connection.dialect.loaded_dbapi.Error,
+                hide_parameters=True,  # values are ciphertexts, key digests, client strings
+                dialect=connection.dialect,
+            ) from error
+        finally:
+            cursor.close()
