@@ -374,3 +374,29 @@ def record_screening_event(
         ruleset_sha256=row.rule_pack_sha256,
         detail=detail,
     )
+
+
+def record_screenings_listed(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    screening_ids: Sequence[uuid.UUID],
+    actor: Actor,
+    request_id: str | None,
+    via: str | None = None,
+) -> None:
+    """Append the one ``screening.listed`` event of a list page, naming every screening shown.
+
+    ``via`` names the screen that listed them when it is not the API (the review queue).
+    """
+    detail: dict[str, Any] = {} if via is None else {"via": via}
+    detail |= {"count": len(screening_ids), "screening_ids": [str(i) for i in screening_ids]}
+    append(
+        session,
+        action="screening.listed",
+        actor=actor,
+        clinic_id=clinic_id,
+        target_type="screening",
+        request_id=request_id,
+        detail=detail,
+    )

@@ -130,18 +130,13 @@ def list_queue(
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(max(1, filters.page), pages)
     rows = list(session.scalars(_ordered(query).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
-    audit_service.append(
+    audit_service.record_screenings_listed(
         session,
-        action="screening.listed",
-        actor=actor,
         clinic_id=clinic_id,
-        target_type="screening",
+        screening_ids=[row.id for row in rows],
+        actor=actor,
         request_id=request_id,
-        detail={
-            "via": "review_queue",
-            "count": len(rows),
-            "screening_ids": [str(r.id) for r in rows],
-        },
+        via="review_queue",
     )
     return QueuePage(tuple(_row(session, keyring, row) for row in rows), total, page, pages)
 

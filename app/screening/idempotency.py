@@ -51,12 +51,21 @@ def fingerprint(body: dict[str, Any]) -> str:
     return canonical.digest(body, checked=False)
 
 
-def earlier_request(
-    connection: Connection, clinic_id: uuid.UUID, key: str | None
-) -> EarlierRequest | None:
-    """The ``request_sha256`` and ``screening_id`` stored under this (stored-form) key."""
+def key_row(clinic_id: uuid.UUID, key: str | None, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The row storing ``key`` for this request ``body``, or None without a key.
+
+    Raises BadRequest if the key is malformed. Only the key's digest and the body's
+    fingerprint are kept.
+    """
     if key is None:
         return None
+    return {"clinic_id": clinic_id, "key": stored_form(key), "request_sha256": fingerprint(body)}
+
+
+def earlier_request(
+    connection: Connection, clinic_id: uuid.UUID, key: str
+) -> EarlierRequest | None:
+    """The ``request_sha256`` and ``screening_id`` stored under this (stored-form) key."""
     found = _EARLIER_REQUEST.execute(connection, {"clinic_id": clinic_id, "key": key})
     return None if found is None else EarlierRequest(*found)
 

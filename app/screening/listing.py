@@ -85,14 +85,12 @@ def list_screenings(
     query = query.order_by(Screening.created_at.desc(), Screening.id.desc()).limit(limit + 1)
     rows = list(session.execute(query))
     page, more = rows[:limit], len(rows) > limit
-    audit_service.append(
+    audit_service.record_screenings_listed(
         session,
-        action="screening.listed",
-        actor=actor,
         clinic_id=clinic_id,
-        target_type="screening",
+        screening_ids=[row.id for row in page],
+        actor=actor,
         request_id=request_id,
-        detail={"count": len(page), "screening_ids": [str(row.id) for row in page]},
     )
     next_cursor = cursor.encode(page[-1].created_at, page[-1].id) if more else None
     # With reviewed=false no listed screening has a review: no need to look.

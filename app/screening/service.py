@@ -96,17 +96,6 @@ def _answer_problem(code: str, item: str, message: str) -> ProblemItem:
     return ProblemItem(code, message, pointer=pointer, item=item or None)
 
 
-def fingerprint(submission: Submission) -> str:
-    """The sha256 of the request body an Idempotency-Key is bound to."""
-    return idempotency.fingerprint(
-        {
-            "questionnaire": submission.questionnaire,
-            "answers": submission.answers,
-            "subject": submission.subject,
-        }
-    )
-
-
 def submit(
     connection: Connection,
     *,
@@ -130,9 +119,25 @@ def submit(
     after a ``flush()``): the write is prepared statements only; the rare replay reads
     through an ORM session joined to that transaction.
     """
-    digest = fingerprint(submission)
-    if idempotency_key is not None:
-        idempotency_key = idempotency.stored_form(idempotency_key)
+    key_row = idempotency.key_row(
+        clinic_id,
+        idempotency_key,
+        {
+            "questionnaire": submission.questionnaire,
+            "answers": submission.answers,
+            "subject": submission.subject,
+        },
+    )
+
+    def replay_if_stored() -> Created | None:
+        """The stored screening's replay if the key was used before (422 for another body)."""
+        if key_row is None:
+            return None
+        earlier = idempotency.earlier_request(connection, clinic_id, key_row["key"])
+        if earlier is None:
+            return None
+        return _replay(connection, keyring, earlier, key_row["request_sha256"], actor, request_id)
+
     # Rules, encryption and digests run before the first statement, so that the rows and the
     # audit chain head (locked until commit on PostgreSQL) are written in one short burst.
     try:
@@ -145,9 +150,9 @@ def submit(
     except ValidationFailed:
         # A retry of a stored request replays it even if its answers no longer validate
         # today, and a reused key wins over the new body's errors, as before evaluation.
-        earlier = idempotency.earlier_request(connection, clinic_id, idempotency_key)
-        if earlier is not None:
-            return _replay(connection, keyring, earlier, digest, actor, request_id)
+        replayed = replay_if_stored()
+        if replayed is not None:
+            return replayed
         raise
     result, answers = evaluation.result, evaluation.answers
     screening_id = uuid.uuid4()
@@ -171,28 +176,24 @@ def submit(
         source,
     )
     target_sha256 = _content_digest(row, submission.subject, answers, body)
-    earlier = idempotency.earlier_request(connection, clinic_id, idempotency_key)
-    if earlier is not None:
-        return _replay(connection, keyring, earlier, digest, actor, request_id)
-    if idempotency_key is None:
-        _insert_screening(connection, row, result["flags"])
-    elif connection.dialect.name == "sqlite":
+    replayed = replay_if_stored()
+    if replayed is not None:
+        return replayed
+    if key_row is None or connection.dialect.name == "sqlite":
         # SQLite: this transaction began with BEGIN IMMEDIATE, so no other writer can have
-        # stored the key since `_earlier_request` looked: no savepoint is needed.
-        key_row = {"clinic_id": clinic_id, "key": idempotency_key, "request_sha256": digest}
+        # stored the key since `replay_if_stored` looked: no savepoint is needed.
         _insert_screening(connection, row, result["flags"], key_row)
     else:
-        key_row = {"clinic_id": clinic_id, "key": idempotency_key, "request_sha256": digest}
         try:
             # A concurrent duplicate (PostgreSQL) blocks on the key's primary key until the
             # first commits, then fails here: undo our rows and replay the first one's.
             with connection.begin_nested():
                 _insert_screening(connection, row, result["flags"], key_row)
         except IntegrityError:
-            earlier = idempotency.earlier_request(connection, clinic_id, idempotency_key)
-            if earlier is None:
+            replayed = replay_if_stored()
+            if replayed is None:
                 raise
-            return _replay(connection, keyring, earlier, digest, actor, request_id)
+            return replayed
     audit_service.append(
         connection,
         action="screening.created",
@@ -270,7 +271,7 @@ def _insert_screening(
         ]
         _INSERT_FLAG.executemany(connection, flag_rows)
     if key_row is not None:
-        key_row |= {"screening_id": row["id"], "created_at": row["created_at"]}
+        key_row = key_row | {"screening_id": row["id"], "created_at": row["created_at"]}
         idempotency.insert_key(connection, key_row)
 
 
