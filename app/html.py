@@ -194,9 +194,13 @@ def _page_errors_or(api_handler: PageHandler) -> PageHandler:
     return handle
 
 
-async def send_error_page(scope: Scope, receive: Receive, send: Send) -> None:
-    """Send the 500 page (for an unhandled exception on a page path, before any response)."""
-    await error_page(Request(scope, receive), 500)(scope, receive, send)
+async def send_error_page(scope: Scope, receive: Receive, send: Send, status: int = 500) -> None:
+    """Send an error page from outside the app (``app.observability.HttpMiddleware``).
+
+    The 500 page for an unhandled exception on a page path (before any response), or the 413
+    page for a body over the limit.
+    """
+    await error_page(Request(scope, receive), status)(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

@@ -85,11 +85,12 @@ class HttpMiddleware:
 
     Outermost first: (1) assign a request id (``X-Request-ID``), count, time and log every
     request, and answer unhandled errors with a generic problem; (2) reject bodies over
-    ``max_bytes`` with 413; (3) add the security headers (``app.html``) to every response the
-    app sends; (4) on a page path, answer an unhandled exception with the HTML 500 page before
-    (1) logs it. As before, the 413 and the generic 500 problem, sent from outside (3), carry
-    the request id but not the security headers. One layer instead of four: each layer cost a
-    coroutine and a ``send`` wrapper per request (bench/README.md).
+    ``max_bytes`` with 413 (on a page path, the 413 page); (3) add the security headers
+    (``app.html``) to every response the app sends; (4) on a page path, answer an unhandled
+    exception with the HTML 500 page before (1) logs it. The 413 problem and the generic 500
+    problem, sent from outside (3), carry the request id but not the security headers; the
+    413 page has them. One layer instead of four: each layer cost a coroutine and a ``send``
+    wrapper per request (bench/README.md).
 
     One JSON access line per request: request id, method, route template, status, latency
     and the clinic id the authentication dependency recorded in ``scope["state"]``.
@@ -132,7 +133,10 @@ class HttpMiddleware:
 
         try:
             if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-                await self._reject(scope, receive, send_with_id)
+                if html.is_page(path):  # a page's form: the 413 page, with its headers
+                    await html.send_error_page(scope, receive, send_secured, 413)
+                else:
+                    await self._reject(scope, receive, send_with_id)
             else:
                 await self._call_app(scope, self._limited(receive), send_secured, path)
         except Exception as exc:

@@ -9,9 +9,11 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from httpx2 import Response
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.account import sessions
+from app.db.models import Review
 from app.engine import Ruleset
 from app.review import pages
 from app.review import service as review_service
@@ -101,6 +103,21 @@ def test_an_invalid_form_body_gets_a_422_page(
         response = client.post(f"/review/screenings/{seeded.queue[0]}/sign-off", data=form)
     _assert_page(response, 422, "Something in the address or the form is not valid")
     assert "x" * 100 not in response.text  # nothing submitted is echoed
+
+
+def test_a_form_over_the_size_limit_gets_a_413_page_and_changes_nothing(
+    app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock
+) -> None:
+    seeded = seed_queue(session, ruleset=ruleset, now=clock.now())
+    with https_client(app) as client:
+        sign_in(client, seeded.physician)
+        detail = client.get(f"/review/screenings/{seeded.queue[0]}")
+        form = {"csrf_token": csrf_of(detail.text), "etag": etag_of(detail.text),
+                "disposition": "declined", "note": "x" * 70_000}  # fmt: skip
+        response = client.post(f"/review/screenings/{seeded.queue[0]}/sign-off", data=form)
+    _assert_page(response, 413, "What you sent is too large")
+    assert response.headers["x-request-id"] in response.text  # the reference to quote
+    assert session.scalar(select(func.count()).select_from(Review)) == 0
 
 
 def test_an_unexpected_failure_gets_a_500_page_with_a_reference(
