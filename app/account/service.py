@@ -235,6 +235,29 @@ def _second_factor_ok(
     return True
 
 
+def is_locked(session: Session, *, email: str, now: datetime) -> bool:
+    """Whether failed attempts have locked ``email`` out (sign-in and password change)."""
+    record = session.get(LoginFailure, _email_hash(email))
+    return record is not None and record.locked_until is not None and record.locked_until > now
+
+
+def note_wrong_current_password(
+    session: Session, *, user: UserAccount, now: datetime, request_id: str | None
+) -> bool:
+    """Count a wrong current password on the change-password form as a failed sign-in.
+
+    The same counter as ``sign_in``: whoever holds a signed-in browser cannot try passwords
+    there without limit. Audited as ``user.sign_in_failed``. Returns True once the email is
+    locked out (the caller then ends the session).
+    """
+    key = _email_hash(user.email)
+    result = _fail(
+        session, key, session.get(LoginFailure, key), user, now, request_id,
+        reason="wrong_current_password",
+    )  # fmt: skip
+    return result.message == LOCKED
+
+
 def _fail(
     session: Session,
     key: str,
@@ -242,6 +265,8 @@ def _fail(
     user: UserAccount | None,
     now: datetime,
     request_id: str | None,
+    *,
+    reason: str = "bad_credentials",
 ) -> SignInResult:
     if record is None:
         record = LoginFailure(email_hash=key, failures=0, window_started_at=now)
@@ -252,7 +277,7 @@ def _fail(
     is_locked = record.failures >= MAX_FAILURES
     if is_locked:
         record.locked_until = now + LOCKOUT
-    _audit_failure(session, user, "locked_out" if is_locked else "bad_credentials", request_id)
+    _audit_failure(session, user, "locked_out" if is_locked else reason, request_id)
     return SignInResult(None, LOCKED if is_locked else BAD_CREDENTIALS)
 
 

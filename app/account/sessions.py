@@ -10,6 +10,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -156,9 +157,20 @@ def change_password(
     match its confirmation; the current one must be right. Raises ValidationFailed listing
     every problem (nothing is changed). Clears ``must_change_password``; this session stays
     signed in, any other (a stolen cookie, a forgotten browser) ends.
+
+    A wrong current password counts as a failed sign-in (``account_service``): after
+    ``MAX_FAILURES`` the email is locked out, and a locked-out user's change (even with the
+    right password) ends this session and raises LockedOut. The caller commits either way.
     """
     user = session.get_one(UserAccount, web_user.principal.user_id)
+    if account_service.is_locked(session, email=user.email, now=now):
+        _lock_out(session, web_user, now, request_id)
     problems = _password_change_problems(user, change)
+    is_wrong = any(problem.code == "wrong_password" for problem in problems)
+    if is_wrong and account_service.note_wrong_current_password(
+        session, user=user, now=now, request_id=request_id
+    ):
+        _lock_out(session, web_user, now, request_id)
     if problems:
         raise ValidationFailed("The password was not changed.", errors=problems)
     user.password_hash = passwords.hash_password(change.new)
@@ -179,6 +191,17 @@ def change_password(
         target_id=user.id,
         request_id=request_id,
     )
+
+
+class LockedOut(Exception):
+    """Too many wrong passwords: the email is locked out and this session has ended."""
+
+
+def _lock_out(
+    session: Session, web_user: WebUser, now: datetime, request_id: str | None
+) -> NoReturn:
+    end(session, web_user=web_user, now=now, request_id=request_id)
+    raise LockedOut(account_service.LOCKED)
 
 
 def _password_change_problems(user: UserAccount, change: PasswordChange) -> list[ProblemItem]:

@@ -127,6 +127,11 @@ def change_password(
         )
     except ValidationFailed as invalid:
         return _password_page(request, web_user, safe_next(form.next), invalid)
+    except sessions.LockedOut as locked:  # the session has ended: back to signing in
+        response = render(request, "sign_in.html", {"next": "", "error": str(locked)}, 429)
+        name, is_secure = session_cookie(request)
+        response.delete_cookie(name, path="/", secure=is_secure, httponly=True, samesite="lax")
+        return response
     return RedirectResponse(safe_next(form.next), status_code=303)
 
 

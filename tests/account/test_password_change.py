@@ -202,3 +202,60 @@ class TestForm:
             response = client.get("/account/password")
         assert response.status_code == 303
         assert response.headers["location"] == "/sign-in?next=%2Faccount%2Fpassword"
+
+
+class TestGuessing:
+    """A signed-in browser is no place to try passwords: the sign-in lockout applies."""
+
+    def test_wrong_current_passwords_lock_the_account_and_end_the_session(
+        self, app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock
+    ) -> None:
+        newcomer = _newcomer(session, ruleset, clock)
+        with https_client(app) as client:
+            sign_in(client, newcomer.email, newcomer.one_time_password)
+            for _ in range(account_service.MAX_FAILURES - 1):
+                assert _change(client, "a wrong guess", NEW).startswith("422")
+            last = _change(client, "a wrong guess", NEW)
+            assert last.startswith("429")
+            assert account_service.LOCKED.split(".")[0] in last
+            assert client.get("/review").status_code == 303  # signed out
+        user = _user(session, newcomer.email)
+        session.refresh(user)
+        assert user.must_change_password  # nothing changed
+        with https_client(app) as client:  # locked: even the right password is refused now
+            assert sign_in(client, newcomer.email, newcomer.one_time_password).status_code == 429
+        failures = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "user.sign_in_failed")
+        ).all()
+        reasons = [(event.detail or {}).get("reason") for event in failures]
+        assert reasons[: account_service.MAX_FAILURES] == [
+            *["wrong_current_password"] * (account_service.MAX_FAILURES - 1),
+            "locked_out",
+        ]
+        assert {event.target_id for event in failures[: account_service.MAX_FAILURES]} == {
+            str(user.id)
+        }
+
+    def test_a_locked_account_cannot_change_its_password_even_with_the_right_one(
+        self, app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock
+    ) -> None:
+        newcomer = _newcomer(session, ruleset, clock)
+        with https_client(app) as client:
+            sign_in(client, newcomer.email, newcomer.one_time_password)
+            with https_client(app) as guesser:  # another browser guesses until the lockout
+                for _ in range(account_service.MAX_FAILURES):
+                    sign_in(guesser, newcomer.email, "a wrong guess")
+            assert _change(client, newcomer.one_time_password, NEW).startswith("429")
+            assert client.get("/review").status_code == 303
+        user = _user(session, newcomer.email)
+        session.refresh(user)
+        assert user.must_change_password
+
+    def test_a_right_password_after_a_wrong_one_still_works_below_the_limit(
+        self, app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock
+    ) -> None:
+        newcomer = _newcomer(session, ruleset, clock)
+        with https_client(app) as client:
+            sign_in(client, newcomer.email, newcomer.one_time_password)
+            assert _change(client, "a typo", NEW).startswith("422")
+            assert _change(client, newcomer.one_time_password, NEW).startswith("303 /review")
