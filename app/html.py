@@ -59,7 +59,10 @@ _ERRORS = {
         "from the review queue.",
     ),
     405: ("This page cannot be used this way", "Nothing was saved. Start again from the queue."),
-    413: ("What you sent is too large", "Nothing was saved. Shorten the note and try again."),
+    413: (
+        "What you sent is too large",
+        "Nothing was saved. Go back, shorten what you entered and try again.",
+    ),
     422: (
         "Something in the address or the form is not valid",
         "Nothing was saved. Go back, check what you entered and try again.",
