@@ -189,7 +189,7 @@ def sign_in(
     """
     key = _email_hash(email)
     record = session.get(LoginFailure, key)
-    if record is not None and record.locked_until is not None and record.locked_until > now:
+    if _is_locked(record, now):
         _audit_failure(session, None, "locked", request_id)
         return SignInResult(None, LOCKED)
     user = _user_by_email(session, email.strip().lower())
@@ -237,7 +237,10 @@ def _second_factor_ok(
 
 def is_locked(session: Session, *, email: str, now: datetime) -> bool:
     """Whether failed attempts have locked ``email`` out (sign-in and password change)."""
-    record = session.get(LoginFailure, _email_hash(email))
+    return _is_locked(session.get(LoginFailure, _email_hash(email)), now)
+
+
+def _is_locked(record: LoginFailure | None, now: datetime) -> bool:
     return record is not None and record.locked_until is not None and record.locked_until > now
 
 

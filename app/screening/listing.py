@@ -85,17 +85,14 @@ def list_screenings(
     query = query.order_by(Screening.created_at.desc(), Screening.id.desc()).limit(limit + 1)
     rows = list(session.execute(query))
     page, more = rows[:limit], len(rows) > limit
+    ids = [row.id for row in page]
     audit_service.record_screenings_listed(
-        session,
-        clinic_id=clinic_id,
-        screening_ids=[row.id for row in page],
-        actor=actor,
-        request_id=request_id,
+        session, clinic_id=clinic_id, screening_ids=ids, actor=actor, request_id=request_id
     )
     next_cursor = cursor.encode(page[-1].created_at, page[-1].id) if more else None
     # With reviewed=false no listed screening has a review: no need to look.
-    ids = [row.id for row in page] if filters.reviewed is not False else []
-    reviews = screening_service.latest_reviews(session, ids)
+    unreviewed = filters.reviewed is False
+    reviews = screening_service.latest_reviews(session, [] if unreviewed else ids)
     items = [_result_json(keyring, row, reviews.get(row.id)) for row in page]
     return ScreeningListJson(items, next_cursor)
 

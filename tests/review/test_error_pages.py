@@ -33,6 +33,19 @@ def _assert_page(response: Response, status: int, heading: str) -> None:
     assert 'href="/static/review/review.css"' in response.text
 
 
+def _sign_off_with_note(
+    app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock, note: str
+) -> Response:
+    """A signed-in physician declines the first queued screening with ``note``."""
+    seeded = seed_queue(session, ruleset=ruleset, now=clock.now())
+    with https_client(app) as client:
+        sign_in(client, seeded.physician)
+        detail = client.get(f"/review/screenings/{seeded.queue[0]}")
+        form = {"csrf_token": csrf_of(detail.text), "etag": etag_of(detail.text),
+                "disposition": "declined", "note": note}  # fmt: skip
+        return client.post(f"/review/screenings/{seeded.queue[0]}/sign-off", data=form)
+
+
 @pytest.mark.parametrize(
     ("path", "status", "heading"),
     [
@@ -94,13 +107,7 @@ def test_an_admin_signing_off_gets_a_403_page(
 def test_an_invalid_form_body_gets_a_422_page(
     app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock
 ) -> None:
-    seeded = seed_queue(session, ruleset=ruleset, now=clock.now())
-    with https_client(app) as client:
-        sign_in(client, seeded.physician)
-        detail = client.get(f"/review/screenings/{seeded.queue[0]}")
-        form = {"csrf_token": csrf_of(detail.text), "etag": etag_of(detail.text),
-                "disposition": "declined", "note": "x" * 5000}  # fmt: skip
-        response = client.post(f"/review/screenings/{seeded.queue[0]}/sign-off", data=form)
+    response = _sign_off_with_note(app, session, ruleset, clock, "x" * 5000)
     _assert_page(response, 422, "Something in the address or the form is not valid")
     assert "x" * 100 not in response.text  # nothing submitted is echoed
 
@@ -108,13 +115,7 @@ def test_an_invalid_form_body_gets_a_422_page(
 def test_a_form_over_the_size_limit_gets_a_413_page_and_changes_nothing(
     app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock
 ) -> None:
-    seeded = seed_queue(session, ruleset=ruleset, now=clock.now())
-    with https_client(app) as client:
-        sign_in(client, seeded.physician)
-        detail = client.get(f"/review/screenings/{seeded.queue[0]}")
-        form = {"csrf_token": csrf_of(detail.text), "etag": etag_of(detail.text),
-                "disposition": "declined", "note": "x" * 70_000}  # fmt: skip
-        response = client.post(f"/review/screenings/{seeded.queue[0]}/sign-off", data=form)
+    response = _sign_off_with_note(app, session, ruleset, clock, "x" * 70_000)
     _assert_page(response, 413, "What you sent is too large")
     assert response.headers["x-request-id"] in response.text  # the reference to quote
     assert session.scalar(select(func.count()).select_from(Review)) == 0
