@@ -237,6 +237,13 @@ def _look_up_key(request: Request, key: str) -> apikey_service.Client | None:
         return apikey_service.authenticate(session, key=key)
 
 
+def _bearer_key(authorization: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header value; None for anything else."""
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
+
+
 class ApiKeyAuth(SecurityBase):
     """The clinic API key dependency: bearer token → cached client → scope check, in one step.
 
@@ -254,11 +261,21 @@ class ApiKeyAuth(SecurityBase):
         self.scheme_name = _bearer.scheme_name
         self.scope = scope
 
+    def cached(self, cache: KeyCache, authorization: str | None) -> apikey_service.Client | None:
+        """The cached client of a bearer key that has this scope; None: ask ``__call__``.
+
+        No side effects: the shortcuts (``app/shortcut.py``) admit a request with it.
+        """
+        key = _bearer_key(authorization or "")
+        client = None if key is None else cache.get(key)
+        if client is None or (self.scope is not None and self.scope not in client.scopes):
+            return None
+        return client
+
     async def __call__(self, request: Request) -> apikey_service.Client:
         """Authenticate the request's bearer key and check the scope."""
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
+        key = _bearer_key(request.headers.get("Authorization", ""))
+        if key is None:
             raise Unauthorized()
         cache: KeyCache = request.app.state.key_cache
         client = cache.get(key)
@@ -283,9 +300,9 @@ ClinicClient = Annotated[apikey_service.Client, Depends(ApiKeyAuth())]
 ScreeningReader = Annotated[
     apikey_service.Client, Depends(require_scope(apikey_service.SCREENINGS_READ))
 ]
-ScreeningWriter = Annotated[
-    apikey_service.Client, Depends(require_scope(apikey_service.SCREENINGS_WRITE))
-]
+screening_writer = require_scope(apikey_service.SCREENINGS_WRITE)
+"""The ``screenings:write`` check (``ScreeningWriter``; the shortcuts admit with it too)."""
+ScreeningWriter = Annotated[apikey_service.Client, Depends(screening_writer)]
 AuditReader = Annotated[apikey_service.Client, Depends(require_scope(apikey_service.AUDIT_READ))]
 
 

@@ -29,6 +29,7 @@ from app.rulepack import router as rulepack_router
 from app.rulepack import service as rulepack_service
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
+from app.shortcut import Shortcuts
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def create_app(
     sessionmaker: sessionmaker[Session] | None = None,
     clock: Clock | None = None,
     ruleset: Ruleset | None = None,
+    shortcuts: bool = True,
 ) -> FastAPI:
     """Build the application.
 
@@ -93,6 +95,8 @@ def create_app(
             shutdown.
         clock: The time source (tests pass a fixed one).
         ruleset: An already loaded and checked rule pack; loaded in the lifespan otherwise.
+        shortcuts: Serve the hot JSON routes past FastAPI's routing for the requests they
+            admit (``app/shortcut.py``); tests turn them off to compare both paths.
 
     Raises:
         StartupError: If the data keys are missing or invalid.
@@ -161,7 +165,12 @@ def create_app(
     app.include_router(account_ui.router)
     app.include_router(review_ui.router)
     html.install(app)
-    app.add_middleware(HttpMiddleware, metrics=metrics, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        HttpMiddleware,
+        metrics=metrics,
+        max_bytes=settings.max_body_bytes,
+        shortcuts=Shortcuts(app, screening_router.shortcuts()) if shortcuts else None,
+    )
     return app
 
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import html
 from app.errors import problem_response
 from app.logs import exception_fields, log_fields
+from app.shortcut import Shortcuts
 
 logger = logging.getLogger("app.access")
 errors_logger = logging.getLogger("app.errors")
@@ -96,10 +97,17 @@ class HttpMiddleware:
     and the clinic id the authentication dependency recorded in ``scope["state"]``.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_bytes: int,
+        shortcuts: Shortcuts | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_bytes = max_bytes
+        self.shortcuts = shortcuts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -181,7 +189,10 @@ class HttpMiddleware:
     async def _call_app(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """Run the app; on a page path, send the 500 page for an unhandled exception."""
         if not html.is_page(path):
-            await self.app(scope, receive, send)
+            if self.shortcuts is not None and self.shortcuts.wants(scope):
+                await self.shortcuts.handle(scope, receive, send, self.app)
+            else:
+                await self.app(scope, receive, send)
             return
         is_started = False
 

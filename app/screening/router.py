@@ -5,6 +5,7 @@ from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 
 from app.deps import (
@@ -23,6 +24,7 @@ from app.deps import (
     request_id_of,
     ruleset_of,
     run_write,
+    screening_writer,
 )
 from app.responses import (
     AUTH_ERRORS,
@@ -45,6 +47,7 @@ from app.screening.schemas import (
     ScreeningPage,
     ScreeningRead,
 )
+from app.shortcut import Shortcut
 
 router = APIRouter(prefix="/v1")
 
@@ -253,3 +256,32 @@ def get_questionnaire(
     return json_response(
         screening_service.get_questionnaire(ruleset, questionnaire_id=questionnaire_id)
     )
+
+
+def shortcuts() -> list[Shortcut]:
+    """``POST /v1/evaluate`` and ``POST /v1/screenings`` past FastAPI (``app/shortcut.py``).
+
+    Each calls the endpoint above with what FastAPI would have passed it.
+    """
+    routes = {
+        (route.path, method): route
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    return [
+        Shortcut(
+            routes["/v1/evaluate", "POST"],
+            EvaluateCreate,
+            screening_writer,
+            lambda request, body, client: evaluate_answers(body, client, request),
+        ),
+        Shortcut(
+            routes["/v1/screenings", "POST"],
+            ScreeningCreate,
+            screening_writer,
+            lambda request, body, client: create_screening(
+                request, body, client, request.headers.get("Idempotency-Key")
+            ),
+        ),
+    ]
