@@ -95,6 +95,9 @@ class HttpMiddleware:
 
     One JSON access line per request: request id, method, route template, status, latency
     and the clinic id the authentication dependency recorded in ``scope["state"]``.
+
+    ``shortcuts`` (``app/shortcut.py``) take the hot JSON routes' admitted requests inside
+    (3), so their responses get the same headers, limit, metrics and access line.
     """
 
     def __init__(
