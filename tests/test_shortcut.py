@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.apikey import service as apikey_service
@@ -335,3 +337,69 @@ class TestAdmission:
         for header in (b"authorization", b"content-type", b"idempotency-key"):
             repeated = scope | {"headers": [*scope["headers"], (header, b"x"), (header, b"y")]}
             assert shortcuts.admit(repeated, _body(EVALUATE)) is None, header
+
+
+# Any JSON an intake system might send: the questionnaire's items and strangers, with values
+# of every type, in and out of range, and bodies with missing or extra members.
+_ITEMS = [*CANDIDATE_ANSWERS, "pregnant", "breastfeeding", "bp_controlled", "concussion_date"]
+_VALUES = st.one_of(
+    st.sampled_from(["yes", "no", "unsure", "female", "male", "migraine", "depression"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 400),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["1990-02-28", "1990-02-30", "2030-01-01", "2026-11-01", "28/02/1990"]),
+    st.lists(st.sampled_from(["migraine", "depression", "ptsd", "x"]), max_size=3),
+    st.text(max_size=5),
+)
+_ANSWERS = st.dictionaries(st.sampled_from([*_ITEMS, "colour", ""]), _VALUES, max_size=8)
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A path and a body, well formed most of the time (so the shortcuts take it)."""
+    path = draw(st.sampled_from(["/v1/evaluate", "/v1/screenings"]))
+    body: dict[str, Any] = {
+        "questionnaire": draw(st.sampled_from([QUESTIONNAIRE] * 8 + ["other", ""])),
+        "answers": draw(_ANSWERS),
+    }
+    if path == "/v1/screenings":
+        body["subject"] = {"reference": draw(st.sampled_from(["MRN-1", "MRN-2", ""]))}
+    broken = draw(st.sampled_from([None] * 6 + ["questionnaire", "subject", "answers"]))
+    if broken is not None:
+        body[broken] = draw(_VALUES)
+    if draw(st.integers(0, 9)) == 0:
+        body["extra"] = draw(_VALUES)
+    return path, body
+
+
+_CONTENT_TYPES = st.sampled_from(
+    ["application/json", "application/json", "APPLICATION/JSON", "text/plain", "application/x"]
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    request=_requests(),
+    content_type=_CONTENT_TYPES,
+    key=st.sampled_from(["write", "write", "read", None]),
+)
+def test_any_request_gets_the_same_answer(
+    clients: dict[str, TestClient],
+    session: Session,
+    keys: dict[str, apikey_service.CreatedKey],
+    request: tuple[str, dict[str, Any]],
+    content_type: str,
+    key: str | None,
+) -> None:
+    path, body = request
+    headers = {"Content-Type": content_type} | ({} if key is None else _bearer(keys[key].key))
+    outcomes = {
+        name: _outcome(client, session, path, _body(body), headers)
+        for name, client in clients.items()
+    }
+    assert outcomes["shortcuts"] == outcomes["fastapi"]
