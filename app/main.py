@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +17,7 @@ from app.crypto import KeyRing, KeySpecError
 from app.db import migrate
 from app.db.engine import WalCheckpointer, make_engine, make_sessionmaker
 from app.db.session import LoopWriter, session_scope
-from app.deps import Clock, KeyCache, SystemClock
+from app.deps import POSTGRES_WRITERS, Clock, KeyCache, SystemClock
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
 from app.form import router as form_router
@@ -119,6 +120,8 @@ def create_app(
         with session_scope(factory) as session:
             rulepack_service.store_rule_pack(session, ruleset=loaded, now=the_clock.now())
         app.state.ruleset = loaded
+        if loop_writer is None:  # PostgreSQL: a limiter of this event loop (app/deps.py)
+            app.state.write_limiter = anyio.CapacityLimiter(POSTGRES_WRITERS)
         if checkpointer is not None:
             checkpointer.start()
         logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
@@ -147,6 +150,7 @@ def create_app(
     if bind is not None and bind.dialect.name == "sqlite":
         loop_writer = LoopWriter(bind)
     app.state.loop_writer = loop_writer
+    app.state.write_limiter = None  # set by the lifespan on PostgreSQL
     app.state.keyring = keyring
     app.state.clock = the_clock
     app.state.metrics = metrics

@@ -1,4 +1,4 @@
-"""session_scope(sessionmaker) and LoopWriter: the only places that commit or roll back."""
+"""session_scope, core_transaction and LoopWriter: the only places that commit or roll back."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +20,22 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def core_transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """Yield a pooled connection in one Core transaction: commit on success, else roll back.
+
+    For the prepared-statement writes (``POST /v1/screenings`` on PostgreSQL, in the
+    threadpool): no ORM session around them. ``bind`` is the app's engine, or in tests the
+    connection of the test's outer transaction (the write is then a SAVEPOINT inside it).
+    """
+    if isinstance(bind, Connection):
+        with bind.begin_nested():
+            yield bind
+    else:
+        with bind.begin() as connection:
+            yield connection
 
 
 class LoopWriter:
