@@ -100,7 +100,7 @@ class Transaction:
 
     ``with transaction as session:`` commits on success and rolls back on any exception.
 
-    For endpoints that write on every call (``POST /v1/screenings``, every audited read): the
+    For endpoints that write on every call (every audited read): the
     whole transaction then runs in the endpoint's one threadpool call, instead of three
     (``SessionDep`` enters and exits in threadpool calls of their own; bench/README.md). The
     commit happens before the endpoint returns, so before the response is sent, and a failed
@@ -162,11 +162,6 @@ def keyring_of(request: Request) -> KeyRing:
 def request_id_of(request: Request) -> str:
     """The request id (``RequestIdDep`` without a dependency to solve)."""
     return str(request.scope.get("state", {}).get("request_id", ""))
-
-
-def transaction_of(request: Request) -> Transaction:
-    """The request's transaction (``TransactionDep`` without a dependency to solve)."""
-    return Transaction(request.app.state.sessionmaker)
 
 
 POSTGRES_WRITERS = 3

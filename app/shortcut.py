@@ -12,10 +12,10 @@ full FastAPI path would certainly hand to that endpoint with the same arguments.
 - the bearer API key is in the key cache and has the route's scope;
 - the headers the endpoint reads (``Authorization``, ``Idempotency-Key``) appear at most once.
 
-Admission has no side effects. Any other request (no key or an uncached one, a wrong scope,
-malformed JSON, a body the model rejects, a chunked or cut-off body, another media type)
-goes down the full FastAPI path with its body replayed, so every such error response is
-FastAPI's and the exception handlers' own. An admitted request runs the same endpoint
+Admission has no side effects. Any other request goes down the full FastAPI path with its
+body replayed: no key or an uncached one, a wrong scope, malformed JSON, a body the model
+rejects, a body cut off by a disconnect or over the size limit, another media type. So every
+such error response is FastAPI's and the exception handlers' own. An admitted request runs the same endpoint
 function; an error it raises (``AppError``, ``HTTPException``) goes to the app's handler for
 it, as Starlette's ``ExceptionMiddleware`` would send it, and any other exception propagates
 to the last-resort handler as before. ``tests/test_shortcut.py`` sends the same requests
