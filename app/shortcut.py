@@ -15,11 +15,11 @@ full FastAPI path would certainly hand to that endpoint with the same arguments.
 Admission has no side effects. Any other request goes down the full FastAPI path with its
 body replayed: no key or an uncached one, a wrong scope, malformed JSON, a body the model
 rejects, a body cut off by a disconnect or over the size limit, another media type. So every
-such error response is FastAPI's and the exception handlers' own. An admitted request runs the same endpoint
-function; an error it raises (``AppError``, ``HTTPException``) goes to the app's handler for
-it, as Starlette's ``ExceptionMiddleware`` would send it, and any other exception propagates
-to the last-resort handler as before. ``tests/test_shortcut.py`` sends the same requests
-through both paths and compares the responses.
+such error response is FastAPI's and the exception handlers' own. An admitted request runs
+the same endpoint function; an error it raises (``AppError``, ``HTTPException``) goes to the
+app's handler for it, as Starlette's ``ExceptionMiddleware`` would send it, and any other
+exception propagates to the last-resort handler as before. ``tests/test_shortcut.py`` sends
+the same requests through both paths and compares the responses.
 """
 
 import inspect
