@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import canonical
 from app.db.models import ActorType, AuditEvent, AuditHead, AuditOutcome, Screening
-from app.db.prepared import Prepared
+from app.db.prepared import Prepared, pipeline_to_commit
 from app.db.session import session_scope
 from app.errors import NotFound
 
@@ -195,6 +195,7 @@ def append(
     if head is None:
         raise AuditChainError("audit_head row missing: run `screening db upgrade`")
     seq, prev_hash = head
+    pipeline_to_commit(connection)  # the chain head is locked: the rest in one round trip
     values: dict[str, Any] = {
         "seq": seq,
         "occurred_at": datetime.now(UTC),

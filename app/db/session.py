@@ -1,10 +1,12 @@
 """session_scope, core_transaction and LoopWriter: the only places that commit or roll back."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.prepared import PIPELINE
 
 
 @contextmanager
@@ -31,11 +33,25 @@ def core_transaction(bind: Engine | Connection) -> Iterator[Connection]:
     connection of the test's outer transaction (the write is then a SAVEPOINT inside it).
     """
     if isinstance(bind, Connection):
-        with bind.begin_nested():
+        with _pipeline_allowed(bind), bind.begin_nested():
             yield bind
     else:
-        with bind.begin() as connection:
+        with bind.connect() as connection, _pipeline_allowed(connection), connection.begin():
             yield connection
+
+
+@contextmanager
+def _pipeline_allowed(connection: Connection) -> Iterator[None]:
+    """Let the transaction opened inside end in a pipeline (``prepared.pipeline_to_commit``).
+
+    The pipeline, if one was entered, is left after the transaction's COMMIT or ROLLBACK.
+    """
+    with ExitStack() as stack:
+        connection.info[PIPELINE] = stack
+        try:
+            yield
+        finally:
+            del connection.info[PIPELINE]
 
 
 class LoopWriter:

@@ -28,7 +28,7 @@ from app.db.models import (
     ScreeningFlag,
     Source,
 )
-from app.db.prepared import Prepared
+from app.db.prepared import Prepared, pipeline_to_commit
 from app.engine import AnswerErrors, Ruleset, evaluate, validate_answers
 from app.errors import IdempotencyKeyReused, NotFound, ProblemItem, ValidationFailed
 from app.screening import idempotency
@@ -256,8 +256,11 @@ def _insert_screening(
     """Insert the screening, its flags and its idempotency key (which references it).
 
     Prepared statements, not the unit of work: these rows are never changed afterwards, and
-    the ORM flush cost more than the inserts (bench/README.md).
+    the ORM flush cost more than the inserts (bench/README.md). Without a key, nothing is
+    read from here to the commit: on PostgreSQL the rest of the write is pipelined.
     """
+    if key_row is None:
+        pipeline_to_commit(connection)
     _INSERT_SCREENING.execute(connection, row)
     if flags:
         flag_rows = [

@@ -5,13 +5,14 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.db.models import AuditHead, Decision, Screening, Source
-from app.db.prepared import Prepared
+from app.db.models import AuditHead, Clinic, Decision, Screening, Source
+from app.db.prepared import Prepared, pipeline_to_commit
+from app.db.session import core_transaction
 from app.engine import Ruleset
 from app.rulepack import service as rulepack_service
 from tests.factories import make_key
@@ -125,3 +126,83 @@ def test_audit_append_through_prepared_statements_verifies(session: Session) -> 
     )  # fmt: skip
     assert second.seq == first.seq + 1
     assert session.scalar(select(AuditHead.hash)) == second.hash
+
+
+CLINICS = cast(Table, Clinic.__table__)
+INSERT_CLINIC = Prepared(insert(CLINICS), [column.name for column in CLINICS.c])
+COUNT_CLINIC = Prepared(
+    select(func.count()).select_from(CLINICS).where(CLINICS.c.name == bindparam("name"))
+)
+
+
+def _clinic(name: str) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "name": name,
+        "phone": None,
+        "form_origins": [],
+        "require_totp": False,
+        "created_at": datetime.now(UTC),
+    }
+
+
+def _stored(engine: Engine, name: str) -> int:
+    with engine.connect() as connection:
+        row = COUNT_CLINIC.execute(connection, {"name": name})
+        assert row is not None
+        return int(row[0])
+
+
+def _insert_twice(engine: Engine, first: dict[str, Any], duplicate: dict[str, Any]) -> None:
+    """One write whose last, pipelined statement violates the clinic name's uniqueness."""
+    with core_transaction(engine) as connection:
+        INSERT_CLINIC.execute(connection, first)
+        pipeline_to_commit(connection)
+        INSERT_CLINIC.execute(connection, duplicate)
+        INSERT_CLINIC.execute(connection, duplicate | {"id": uuid.uuid4()})  # same name
+
+
+class TestPipelineToCommit:
+    """The end of a write pipelined on PostgreSQL (a no-op on SQLite): same rows, same errors."""
+
+    def test_commits_every_statement(self, engine: Engine) -> None:
+        names = [f"Pipelined {uuid.uuid4()}" for _ in range(3)]
+        try:
+            with core_transaction(engine) as connection:
+                INSERT_CLINIC.execute(connection, _clinic(names[0]))
+                pipeline_to_commit(connection)
+                if engine.dialect.name == "postgresql":  # the rest is sent without waiting
+                    pgconn = connection.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
+                    assert pgconn.pipeline_status != 0
+                INSERT_CLINIC.execute(connection, _clinic(names[1]))
+                INSERT_CLINIC.executemany(connection, [_clinic(names[2])])
+                # A read in the pipeline sees what was sent before it.
+                assert COUNT_CLINIC.execute(connection, {"name": names[1]}) == (1,)
+            assert [_stored(engine, name) for name in names] == [1, 1, 1]
+        finally:
+            with engine.begin() as connection:
+                connection.execute(delete(CLINICS).where(CLINICS.c.name.in_(names)))
+
+    def test_a_failing_statement_rolls_back_the_whole_transaction(self, engine: Engine) -> None:
+        first, duplicate = (
+            _clinic(f"Pipelined {uuid.uuid4()}"),
+            _clinic(f"Pipelined {uuid.uuid4()}"),
+        )
+        with pytest.raises(IntegrityError):
+            _insert_twice(engine, first, duplicate)
+        assert (_stored(engine, first["name"]), _stored(engine, duplicate["name"])) == (0, 0)
+        with core_transaction(engine) as connection:  # the pooled connection is usable again
+            assert COUNT_CLINIC.execute(connection, {"name": first["name"]}) == (0,)
+
+    def test_only_where_the_transaction_allows_it(self, engine: Engine) -> None:
+        name = f"Pipelined {uuid.uuid4()}"
+        with engine.connect() as connection, connection.begin():
+            pipeline_to_commit(connection)  # no core_transaction: nothing changes
+            INSERT_CLINIC.execute(connection, _clinic(name))
+            assert (
+                connection.execute(
+                    select(CLINICS.c.name).where(CLINICS.c.name == name)
+                ).scalar_one()
+                == name
+            )
+            connection.rollback()
