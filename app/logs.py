@@ -18,6 +18,10 @@ _STANDARD_ATTRIBUTES = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
 )
 _MARKER = "_screening_json_handler"
+# Database drivers put a failed statement's server message in their warnings' arguments
+# ("error ignored in rollback: duplicate key ... Key (name)=(...)"): their lines keep the
+# message template and drop the arguments, as exception messages are dropped.
+_QUOTES_VALUES = ("psycopg", "sqlalchemy")
 
 
 def exception_fields(exc: BaseException) -> dict[str, Any]:
@@ -57,7 +61,9 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "message": record.getMessage(),
+            "message": (
+                str(record.msg) if record.name.startswith(_QUOTES_VALUES) else record.getMessage()
+            ),
         }
         for key, value in record.__dict__.items():
             # uvicorn's `color_message` repeats the message with terminal colour codes.

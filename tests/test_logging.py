@@ -220,3 +220,29 @@ def test_uvicorn_colour_codes_stay_out_of_the_json_line() -> None:
     line = json.loads(logs.JsonFormatter().format(record))
     assert line["message"] == "Started"
     assert "color_message" not in line
+
+
+@pytest.mark.parametrize("name", ["psycopg", "psycopg.pool", "sqlalchemy.engine.Engine"])
+def test_driver_warnings_keep_their_template_not_the_server_message(name: str) -> None:
+    # e.g. psycopg's "error ignored terminating <pipeline>: duplicate key ... Key (x)=(...)"
+    record = logging.getLogger(name).makeRecord(
+        name,
+        logging.WARNING,
+        __file__,
+        1,
+        "error ignored terminating %r: %s",
+        ("<pipeline>", f"duplicate key value: Key (reference)=(MRN-{CANARY})"),
+        None,
+    )
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["message"] == "error ignored terminating %r: %s"
+    assert CANARY not in json.dumps(line)
+
+
+def test_other_loggers_keep_their_formatted_message() -> None:
+    record = logging.getLogger("uvicorn.error").makeRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, "Started server process [%d]", (42,), None
+    )
+    assert (
+        json.loads(logs.JsonFormatter().format(record))["message"] == "Started server process [42]"
+    )
