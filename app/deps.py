@@ -245,6 +245,15 @@ def note_clinic(request: Request, clinic_id: uuid.UUID) -> None:
     request.scope.setdefault("state", {})["clinic_id"] = str(clinic_id)
 
 
+def note_api_client(request: Request, client: apikey_service.Client) -> None:
+    """Record an authenticated API client: its clinic for the access line, itself for denials.
+
+    By ``ApiKeyAuth`` and by the shortcuts (``app/shortcut.py``), before any scope check.
+    """
+    note_clinic(request, client.clinic_id)
+    denials.remember(request, client)
+
+
 def _look_up_key(request: Request, key: str) -> apikey_service.Client | None:
     with session_scope(request.app.state.sessionmaker) as session:
         return apikey_service.authenticate(session, key=key)
@@ -297,8 +306,7 @@ class ApiKeyAuth(SecurityBase):
             if client is None:
                 raise Unauthorized("The API key is unknown or revoked.")
             cache.put(key, client)
-        note_clinic(request, client.clinic_id)
-        denials.remember(request, client)
+        note_api_client(request, client)
         if self.scope is not None and self.scope not in client.scopes:
             raise Forbidden(f"This API key lacks the {self.scope!r} scope.")
         return client

@@ -36,8 +36,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.apikey import service as apikey_service
-from app.audit import denials
-from app.deps import ApiKeyAuth, note_clinic
+from app.deps import ApiKeyAuth, note_api_client
 from app.errors import AppError
 
 Endpoint = Callable[[Request, Any, apikey_service.Client], Awaitable[Response]]
@@ -91,9 +90,9 @@ class Shortcuts:
 
     def admit(self, scope: Scope, body: bytes) -> Admitted | None:
         """The shortcut's arguments for a request it may take, or None (the full path)."""
-        shortcut = self._by_path.get(scope["path"])
-        if shortcut is None or scope["method"] != "POST" or scope.get("root_path"):
+        if not self.wants(scope):
             return None
+        shortcut = self._by_path[scope["path"]]
         content_type, authorization = None, None
         seen: set[bytes] = set()
         for name, value in scope["headers"]:
@@ -130,8 +129,7 @@ class Shortcuts:
         scope["route"] = admitted.shortcut.route
         scope["path_params"] = {}
         request = Request(scope, replay, send)
-        note_clinic(request, admitted.client.clinic_id)
-        denials.remember(request, admitted.client)
+        note_api_client(request, admitted.client)
         try:
             response = await admitted.shortcut.endpoint(request, admitted.body, admitted.client)
         except (AppError, HTTPException) as exc:

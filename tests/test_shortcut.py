@@ -293,7 +293,7 @@ class TestAdmission:
     @pytest.mark.parametrize(
         ("case", "headers", "body", "extra"),
         [
-            ("no key", JSON, _body(EVALUATE), {}),
+            ("no key", JSON | {"Authorization": None}, _body(EVALUATE), {}),
             ("uncached key", JSON | {"Authorization": "Bearer sk_x"}, _body(EVALUATE), {}),
             ("not bearer", JSON | {"Authorization": "Basic eDp5"}, _body(EVALUATE), {}),
             ("malformed JSON", JSON, b"{", {}),
@@ -312,15 +312,12 @@ class TestAdmission:
         shortcuts: Shortcuts,
         keys: dict[str, apikey_service.CreatedKey],
         case: str,
-        headers: dict[str, str],
+        headers: dict[str, str | None],
         body: bytes,
         extra: dict[str, Any],
     ) -> None:
-        sent = (
-            headers
-            if "Authorization" in headers or case == "no key"
-            else headers | _bearer(keys["write"].key)
-        )
+        # The write key unless the case sends another Authorization, or none (None).
+        sent = {k: v for k, v in (_bearer(keys["write"].key) | headers).items() if v is not None}
         assert shortcuts.admit(self._scope(sent, **extra), body) is None, case
 
     def test_passes_on_a_key_without_the_scope(

@@ -248,6 +248,7 @@ class TestGuessing:
                     sign_in(guesser, newcomer.email, "a wrong guess")
             assert _change(client, newcomer.one_time_password, NEW).startswith("429")
             assert client.get("/review").status_code == 303
+        assert _user(session, newcomer.email).password_hash == old_hash  # not changed
         user = _user(session, newcomer.email)
         assert (user.password_hash, user.must_change_password) == (old_hash, True)  # unchanged
 

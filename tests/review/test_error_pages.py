@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from httpx2 import Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.account import sessions
@@ -17,7 +16,7 @@ from app.db.models import Review
 from app.engine import Ruleset
 from app.review import pages
 from app.review import service as review_service
-from tests.factories import FixedClock
+from tests.factories import FixedClock, count
 from tests.review.seed import csrf_of, etag_of, https_client, seed_queue, sign_in
 
 
@@ -118,7 +117,7 @@ def test_a_form_over_the_size_limit_gets_a_413_page_and_changes_nothing(
     response = _sign_off_with_note(app, session, ruleset, clock, "x" * 70_000)
     _assert_page(response, 413, "What you sent is too large")
     assert response.headers["x-request-id"] in response.text  # the reference to quote
-    assert session.scalar(select(func.count()).select_from(Review)) == 0
+    assert count(session, Review) == 0
 
 
 def test_an_unexpected_failure_gets_a_500_page_with_a_reference(
