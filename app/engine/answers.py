@@ -2,7 +2,10 @@
 
 Implements DESIGN.md "Items": strict types with no coercion, ranges, listed choices, real
 calendar dates not after the as-of date, cross-field date order, and enable-when (an answer
-to a disabled item is rejected). All problems are collected and raised together.
+to a disabled item is rejected); and POLICY-V2.md section 1: a listed "unsure" option is
+unknown in any item type, and a checklist (a multi_choice with the reserved option "none") is
+non-empty, without duplicates, with "none" on its own. All problems are collected and raised
+together.
 """
 
 import re
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from app.engine.conditions import DISABLED, MISSING, UNSURE
+from app.engine.conditions import DISABLED, MISSING, NONE_OPTION, UNSURE, UNSURE_OPTION
 from app.engine.errors import AnswerError, AnswerErrors
 from app.engine.logic import FALSE
 from app.engine.model import (
@@ -159,7 +162,8 @@ def _parse_choice(item: Item, value: object, as_of: date) -> Parsed:
         return None, AnswerError(
             "bad_choice", item.id, f"{item.id} must be one of: {', '.join(options)}"
         )
-    return value, None
+    # Policy v2 section 1.1: a listed "unsure" is unknown in every item type, never a value.
+    return (UNSURE if value == UNSURE_OPTION else value), None
 
 
 def _parse_multi_choice(item: Item, value: object, as_of: date) -> Parsed:
@@ -167,12 +171,30 @@ def _parse_multi_choice(item: Item, value: object, as_of: date) -> Parsed:
     options = [option.value for option in item.options]
     if not isinstance(value, list) or not all(isinstance(one, str) for one in value):
         return _wrong_type(item, "a list of option strings", value)
+    is_checklist = NONE_OPTION in options
+    if not value and is_checklist:
+        # Policy v2 section 1.2 and D4: "I have none of these" is always an explicit act.
+        message = f'{item.id}: select at least one choice, or "{NONE_OPTION}"'
+        return None, AnswerError("empty_selection", item.id, message)
     if len(value) < item.min_selected:
         message = f"{item.id} needs at least {item.min_selected} selected option(s)"
         return None, AnswerError("empty_selection", item.id, message)
-    if any(one not in options for one in value) or len(set(value)) != len(value):
+    if not is_checklist and (
+        any(one not in options for one in value) or len(set(value)) != len(value)
+    ):
         message = f"{item.id} must list distinct options from: {', '.join(options)}"
         return None, AnswerError("bad_choice", item.id, message)
+    if any(one not in options for one in value):
+        message = f"{item.id} must list options from: {', '.join(options)}"
+        return None, AnswerError("bad_choice", item.id, message)
+    if len(set(value)) != len(value):
+        # The position, never the value: messages are safe to log and to return.
+        position = next(i for i, one in enumerate(value) if one in value[:i]) + 1
+        message = f"{item.id}: the choice at position {position} is selected more than once"
+        return None, AnswerError("duplicate_choice", item.id, message)
+    if is_checklist and NONE_OPTION in value and len(value) > 1:
+        message = f'{item.id}: "{NONE_OPTION}" cannot be combined with other choices'
+        return None, AnswerError("none_not_alone", item.id, message)
     return frozenset(value), None
 
 

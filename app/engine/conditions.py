@@ -36,6 +36,11 @@ UNSURE: Final = _Marker("UNSURE")
 DISABLED: Final = _Marker("DISABLED")
 """The item's enable_when is definitely false: every comparison on it is false."""
 
+UNSURE_OPTION: Final = "unsure"
+"""The reserved option "I'm not sure" (policy v2 section 1): unknown in any item type."""
+NONE_OPTION: Final = "none"
+"""The reserved, exclusive checklist option "None of these" (policy v2 section 1.2)."""
+
 
 def age_on(born: date, on: date) -> int:
     """Whole years from ``born`` to ``on``: a person turns N on their Nth birthday.
@@ -86,7 +91,7 @@ class Leaf:
             if value is DISABLED:
                 return 3
             if value is MISSING or value is UNSURE:
-                return 2 if value is MISSING else 4  # only yes/no/unsure items are ever unsure
+                return 2 if value is MISSING else 4
             return 1 if holds(value, as_of) else 0
 
         return leaf_state
@@ -202,35 +207,102 @@ class Bounds(Leaf):
         return f"{self.item} is {value} ({bound})"
 
 
+class _Checklist(Leaf):
+    """A three-valued comparison on a list answer that may hold the option "unsure".
+
+    Policy v2 section 1.2: a ticked listed option decides (true for ``contains_any``) even
+    beside "unsure"; otherwise "unsure" in the list leaves the listed options not ruled out
+    (unknown); otherwise the list is definite. v1's ``conditions`` has no "unsure" option,
+    so for it these comparisons are two-valued exactly as before.
+    """
+
+    __slots__ = ()
+    values: frozenset[str]
+    is_negated = False
+
+    def _state(self, value: Any) -> int:
+        # 1 true, 0 false, 4 unsure: the listed options are neither ticked nor ruled out.
+        if not self.values.isdisjoint(value):
+            return 0 if self.is_negated else 1
+        if UNSURE_OPTION in value:
+            return 4
+        return 1 if self.is_negated else 0
+
+    def holds(self, value: Any, as_of: date) -> bool:
+        return self._state(value) == 1
+
+    def compile(self) -> Test:
+        item, leaf_state = self.item, self._state
+
+        def test(state: State, as_of: date) -> Truth:
+            value = state[item]
+            if value is DISABLED:
+                return FALSE
+            if value is MISSING or value is UNSURE:
+                return UNKNOWN
+            return _TRUTHS[leaf_state(value)]
+
+        return test
+
+    def compile_state(self) -> Callable[[State, date], int]:
+        item, leaf_state = self.item, self._state
+
+        def states(state: State, as_of: date) -> int:
+            value = state[item]
+            if value is DISABLED:
+                return 3
+            if value is MISSING or value is UNSURE:
+                return 2 if value is MISSING else 4
+            return leaf_state(value)
+
+        return states
+
+    def truth(self, state: State, as_of: date) -> Truth:
+        value = state[self.item]
+        if value is DISABLED:
+            return FALSE
+        if value is MISSING or value is UNSURE:
+            return UNKNOWN
+        return _TRUTHS[self._state(value)]
+
+    def not_ruled_out(self, value: Any) -> tuple[str, ...]:
+        """The listed options an "unsure" list leaves open (empty if the list is definite)."""
+        if UNSURE_OPTION not in value or not self.values.isdisjoint(value):
+            return ()
+        return tuple(sorted(self.values))
+
+
+_TRUTHS = {0: FALSE, 1: TRUE, 4: UNKNOWN}
+
+
 @dataclass(frozen=True, slots=True)
-class ContainsAny(Leaf):
-    """``contains_any``: at least one selected option is listed."""
+class ContainsAny(_Checklist):
+    """``contains_any``: at least one selected option is listed (three-valued, see above)."""
 
     values: frozenset[str]
-
-    def holds(self, value: Any, as_of: date) -> bool:  # noqa: D102
-        return not self.values.isdisjoint(value)
-
-    def describe(self, value: Any, as_of: date) -> str:  # noqa: D102
-        hits = sorted(self.values.intersection(value))
-        return (
-            f"{self.item} includes {', '.join(hits) if hits else 'none of ' + _list(self.values)}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ContainsNone(Leaf):
-    """``contains_none``: no selected option is listed."""
-
-    values: frozenset[str]
-
-    def holds(self, value: Any, as_of: date) -> bool:  # noqa: D102
-        return self.values.isdisjoint(value)
 
     def describe(self, value: Any, as_of: date) -> str:  # noqa: D102
         hits = sorted(self.values.intersection(value))
         if hits:
             return f"{self.item} includes {', '.join(hits)}"
+        if UNSURE_OPTION in value:
+            return f'{self.item} is "unsure" about {_list(self.values)}'
+        return f"{self.item} includes none of {_list(self.values)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainsNone(_Checklist):
+    """``contains_none``: no selected option is listed (the negation of ``contains_any``)."""
+
+    values: frozenset[str]
+    is_negated = True
+
+    def describe(self, value: Any, as_of: date) -> str:  # noqa: D102
+        hits = sorted(self.values.intersection(value))
+        if hits:
+            return f"{self.item} includes {', '.join(hits)}"
+        if UNSURE_OPTION in value:
+            return f'{self.item} is "unsure" about {_list(self.values)}'
         return f"{self.item} includes none of {_list(self.values)}"
 
 

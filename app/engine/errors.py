@@ -24,7 +24,8 @@ class AnswerError:
 
     Attributes:
         code: stable machine code (``unknown_item``, ``item_disabled``, ``wrong_type``,
-            ``out_of_range``, ``bad_choice``, ``empty_selection``, ``future_date``,
+            ``out_of_range``, ``bad_choice``, ``empty_selection``, ``duplicate_choice``,
+            ``none_not_alone``, ``future_date``,
             ``invalid_date``, ``inconsistent_dates``, ``not_an_object``).
         item: the item id the problem is about (empty for the whole object).
         message: a sentence for an integrating developer. It never repeats the submitted

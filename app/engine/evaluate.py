@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from app.engine.answers import Answers
 from app.engine.conditions import DISABLED, MISSING, UNSURE, Leaf, State
-from app.engine.logic import TRUE
+from app.engine.logic import FALSE
 from app.engine.result import Decision, Evidence, Flag, Outcome, RuleStatus, Severity
 from app.engine.ruleset import Ruleset
 
@@ -80,7 +80,8 @@ class _Explanation(NamedTuple):
                 unsure.append(leaf.item)
             elif value is DISABLED:
                 known.append(f"{leaf.item} does not apply")
-            elif leaf.truth(state, as_of) is TRUE:
+            elif leaf.truth(state, as_of) is not FALSE:
+                # True, or unknown on an answered checklist holding "unsure" (policy v2 1.2).
                 known.append(leaf.describe(value, as_of))
             else:
                 known.append(f"not: {leaf.describe(value, as_of)}")

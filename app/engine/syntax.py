@@ -4,6 +4,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.engine.conditions import (
+    NONE_OPTION,
+    UNSURE_OPTION,
     AgeBelow,
     AllOf,
     AnyOf,
@@ -102,7 +104,8 @@ def _parse_values(
     if item.type in _YES_NO:
         allowed = _YES_NO[item.type]
     elif item.type == "choice":
-        allowed = tuple(option.value for option in item.options)
+        # A listed "unsure" is unknown (policy v2 section 1.1): never a value to compare with.
+        allowed = tuple(option.value for option in item.options if option.value != UNSURE_OPTION)
     elif item.type == "integer":
         allowed = None
     else:
@@ -147,6 +150,14 @@ def _parse_options(value: object, item: Item, path: Path, report: Report) -> fro
         return None
     if not isinstance(value, list) or not value:
         report(path, "needs a non-empty list of option values")
+        return None
+    reserved = [one for one in value if one in (NONE_OPTION, UNSURE_OPTION)]
+    if reserved:
+        report(
+            path,
+            f'{reserved[0]!r} is a reserved option, not a condition: "none" and "unsure" '
+            "are read by the three-valued comparison itself (docs/rules.md)",
+        )
         return None
     options = {option.value for option in item.options}
     bad = [one for one in value if one not in options]

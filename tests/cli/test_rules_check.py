@@ -15,7 +15,7 @@ from app.cli import app
 from app.engine import load_ruleset
 from app.settings import get_settings
 
-PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion"
+PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion-v1"
 SCREENING = Path(sys.executable).parent / "screening"
 ENTRY_POINTS = {"screening": [str(SCREENING)], "python -m app": [sys.executable, "-m", "app"]}
 runner = CliRunner()

@@ -10,7 +10,7 @@ import pytest
 from app.engine import AnswerErrors, Answers, Ruleset, evaluate, load_ruleset, validate_answers
 from app.engine.conditions import DISABLED, MISSING, UNSURE
 
-PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion"
+PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion-v1"
 AS_OF = date(2026, 6, 15)
 
 

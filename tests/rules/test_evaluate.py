@@ -20,7 +20,7 @@ from app.engine import (
     validate_answers,
 )
 
-PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion"
+PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion-v1"
 AS_OF = date(2026, 6, 15)
 DROP = object()  # marks an answer to remove from BASE
 

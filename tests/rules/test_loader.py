@@ -23,7 +23,7 @@ from app.engine import (
 )
 from app.engine.model import ChoiceItem, DateItem, IntegerItem, MultiChoiceItem
 
-PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion"
+PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion-v1"
 AS_OF = date(2026, 6, 15)
 
 # DESIGN.md "Rules": id -> severity.

@@ -26,7 +26,7 @@ from app.engine import (
 from app.engine.conditions import DISABLED
 from app.engine.model import ChoiceItem, IntegerItem, MultiChoiceItem
 
-PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion"
+PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion-v1"
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RANK = {Outcome.candidate: 0, Outcome.needs_review: 1, Outcome.not_candidate: 2}
 # Items whose "yes" can only make an exclusion rule fire (bp_controlled is the other way round).
