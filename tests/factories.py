@@ -36,8 +36,9 @@ class FixedClock:
         return self.at.date()
 
 
-# A complete, clean answer set: every rule clear, so the decision is `candidate`.
-CANDIDATE_ANSWERS: dict[str, Any] = {
+# A complete, clean answer set under the default pack (policy v2): every rule clear, so the
+# decision is `candidate`. V1_CANDIDATE_ANSWERS is its policy-v1 part (rules/ketamine-infusion-v1).
+V1_CANDIDATE_ANSWERS: dict[str, Any] = {
     "date_of_birth": "1984-03-27",
     "sex_at_birth": "male",
     "conditions": ["migraine"],
@@ -52,6 +53,12 @@ CANDIDATE_ANSWERS: dict[str, Any] = {
     "heart_failure": "no",
     "schizophrenia": "no",
     "ketamine_before": "no",
+}
+CANDIDATE_ANSWERS: dict[str, Any] = V1_CANDIDATE_ANSWERS | {
+    "heart_brain_history": ["none"],
+    "other_medical_conditions": ["none"],
+    "psychosis_or_mania": "no",
+    "substance_use": "no",
 }
 NEEDS_REVIEW_ANSWERS = CANDIDATE_ANSWERS | {"systolic_bp": 148}
 NOT_CANDIDATE_ANSWERS = CANDIDATE_ANSWERS | {"heart_failure": "yes"}

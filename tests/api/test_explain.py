@@ -184,7 +184,7 @@ def edited_pack(tmp_path: Path) -> Path:
         text = text.replace(old, new)
     rule.write_text(text)
     pack = target / "pack.yaml"
-    pack.write_text(pack.read_text().replace('version: "1.0.0"', 'version: "2.0.0"'))
+    pack.write_text(pack.read_text().replace('version: "2.0.0"', 'version: "2.1.0"'))
     return target
 
 
@@ -239,7 +239,7 @@ def test_explain_years_later_under_an_edited_pack(
     pack_a = later.get(f"/v1/rulesets/{ruleset.sha256}", headers=auth(key))
     assert pack_a.status_code == 200
     assert pack_a.json()["content"] == json.loads(ruleset.canonical_json)
-    assert pack_a.json()["version"] == "1.0.0"
+    assert pack_a.json()["version"] == "2.0.0"
     assert verify_chain(session, keyring=KEYRING).ok
 
 

@@ -16,7 +16,7 @@ def test_questionnaire_lists_groups_and_items(client: TestClient, session: Sessi
     items = {item["id"]: item for group in document["groups"] for item in group["items"]}
     assert items["systolic_bp"]["type"] == "integer"
     assert items["pregnant"]["enable_when"] is not None
-    assert len(items) == 19
+    assert len(items) == 26  # policy v2: the 19 items of v1 and 7 more
 
 
 def test_unknown_questionnaire_is_404(client: TestClient, session: Session) -> None:

@@ -17,7 +17,7 @@ from app.cli import app
 from app.engine import evaluate, load_ruleset, validate_answers
 from app.settings import get_settings
 
-PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion-v1"
+PACK_DIR = Path(__file__).resolve().parents[2] / "rules" / "ketamine-infusion"
 SCREENING = Path(sys.executable).parent / "screening"
 ENTRY_POINTS = {"screening": [str(SCREENING)], "python -m app": [sys.executable, "-m", "app"]}
 AS_OF = "2026-06-15"
@@ -37,6 +37,10 @@ ANSWERS: dict[str, Any] = {
     "heart_failure": "no",
     "schizophrenia": "no",
     "ketamine_before": "no",
+    "heart_brain_history": ["none"],
+    "other_medical_conditions": ["none"],
+    "psychosis_or_mania": "no",
+    "substance_use": "no",
 }
 runner = CliRunner()
 
@@ -231,7 +235,7 @@ class TestWithRunner:
         assert result.exit_code == 0, result.output
         output = json.loads(result.stdout)
         assert output["decision"] == "needs_review"
-        assert len(output["flags"]) == 11
+        assert len(output["flags"]) == 25
         assert {flag["status"] for flag in output["flags"]} == {"unknown"}
 
     def test_exclusion_gives_not_candidate(self, isolated: Path) -> None:
@@ -308,7 +312,7 @@ class TestWithRunner:
         pack = tmp_path / "pack"
         shutil.copytree(PACK_DIR, pack)
         text = (pack / "pack.yaml").read_text(encoding="utf-8")
-        (pack / "pack.yaml").write_text(text.replace('"1.0.0"', '"9.9.9"'), encoding="utf-8")
+        (pack / "pack.yaml").write_text(text.replace('"2.0.0"', '"9.9.9"'), encoding="utf-8")
         monkeypatch.setenv("SCREENING_RULES_DIR", str(pack))
         get_settings.cache_clear()
         result = runner.invoke(app, ["evaluate", "--as-of", AS_OF, "-"], input="{}")

@@ -42,7 +42,7 @@ def _cases() -> list[Any]:
 
 def test_there_is_at_least_one_pack_with_cases() -> None:
     assert RULES_ROOT / "ketamine-infusion" in PACK_DIRS
-    assert len(_cases()) >= 33  # 11 rules, each with a fired, a clear and an unknown case
+    assert len(_cases()) >= 75  # 25 rules, each with a fired, a clear and an unknown case
 
 
 @pytest.mark.parametrize(("ruleset", "rule", "case"), _cases())
@@ -77,7 +77,7 @@ class TestRunTests:
     def test_default_pack_passes_every_case(self) -> None:
         ruleset = load_ruleset(RULES_ROOT / "ketamine-infusion")
         report = run_tests(ruleset)
-        assert report.rules == 11
+        assert report.rules == 25  # policy v2: the 11 rules of v1 and 14 more
         assert len(report.results) == sum(len(rule.rule.tests) for rule in ruleset.rules)
         assert report.failures == ()
         assert report.missing == {}
@@ -140,3 +140,24 @@ class TestRunTests:
         )
         (failure,) = run_tests(load_ruleset(pack)).failures
         assert (failure.rule, failure.name, failure.actual) == ("under_18", "adult", "fired")
+
+
+def test_every_v2_rule_tests_fired_clear_unknown_and_its_disabled_case() -> None:
+    """Issue 12: each rule's embedded tests cover every row of its truth table."""
+    v1 = {rule.id for rule in load_ruleset(RULES_ROOT / "ketamine-infusion-v1").rules}
+    ruleset = load_ruleset(RULES_ROOT / "ketamine-infusion")
+    for rule in ruleset.rules:
+        if rule.id in v1:
+            continue
+        assert {test.expect for test in rule.rule.tests} == {"fired", "clear", "unknown"}, rule.id
+        gated = [i for i in set(rule.node.item_ids()) if ruleset.items[i].enable_when is not None]
+        for item in gated:
+            disabled = [
+                test
+                for test in rule.rule.tests
+                if not validate_answers(ruleset, test.answers, as_of=ruleset.tests_as_of).applies(
+                    item
+                )
+            ]
+            assert disabled, f"{rule.id}: no test where {item} does not apply"
+            assert {test.expect for test in disabled} == {"clear"}, rule.id
