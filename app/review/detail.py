@@ -15,21 +15,28 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit_service
 from app.crypto import KeyRing
 from app.engine import AnswerErrors, Ruleset, validate_answers
-from app.engine.model import Item
+from app.engine.model import MultiChoiceItem
+from app.engine.ruleset import CompiledRule
 from app.review import service as review_service
+from app.review import wording
 from app.screening import service as screening_service
-
-_YES_NO = {"yes": "Yes", "no": "No", "unsure": "I'm not sure"}
 
 
 @dataclass(frozen=True, slots=True)
 class EvidenceView:
-    """An answer that decided a flag, or one that is missing or unsure."""
+    """An answer that decided a flag, or one that is missing or unsure.
+
+    For a checklist (``is_list``) of a fired flag, ``answer`` names the ticked options that
+    fired it; of an unknown flag, every ticked option, and ``open_options`` the options the
+    rule lists that the patient, being unsure, neither ticked nor ruled out.
+    """
 
     item: str
     question: str
     answer: str
     is_unknown: bool
+    is_list: bool = False
+    open_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +55,33 @@ class FlagView:
 
 @dataclass(frozen=True, slots=True)
 class AnswerView:
-    """One question and the patient's answer; ``flagged_by`` names the rules it triggered."""
+    """One question and the patient's answer; ``flagged_by`` names the rules it triggered.
+
+    A checklist answer also comes as ``choices``: the ticked options in words, each marked
+    with the rules it fired (or, for "I'm not sure", the rules it left open).
+    """
 
     item: str
     question: str
     answer: str
     state: str  # answered | missing | unsure | disabled
     flagged_by: tuple[str, ...]
+    choices: tuple[wording.ChoiceView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UnsureView:
+    """A question the patient was not sure about and the unknown rules that uncertainty leaves.
+
+    ``rules`` are the titles of those rules; for a checklist, ``open_options`` says which of
+    its listed conditions are not ruled out, each with the rules it leaves open.
+    """
+
+    item: str
+    question: str
+    answer: str
+    rules: tuple[str, ...]
+    open_options: tuple[wording.OpenOption, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +106,7 @@ class DetailView:
     ruleset: dict[str, str]
     fired: tuple[FlagView, ...]
     unknown: tuple[FlagView, ...]
+    unsure: tuple[UnsureView, ...]
     groups: tuple[GroupView, ...]
     history: tuple[review_service.ReviewView, ...]
     etag: str
@@ -89,22 +117,6 @@ class DetailView:
         return not self.history
 
 
-def format_answer(item: Item, value: Any) -> str:
-    """The patient's answer as the form showed it (option texts, units)."""
-    if value is None:
-        return "Not answered"
-    if item.type in {"yes_no", "yes_no_unsure"}:
-        return _YES_NO.get(str(value), str(value))
-    if item.type == "choice":
-        return next((o.text for o in item.options if o.value == value), str(value))
-    if item.type == "multi_choice":
-        texts = {o.value: o.text for o in item.options}
-        return "; ".join(texts.get(v, str(v)) for v in value)
-    if item.type == "integer" and item.unit:
-        return f"{value} {item.unit}"
-    return str(value)
-
-
 def _disabled(pack: Ruleset, answers: dict[str, Any], as_of: date) -> set[str]:
     try:
         validated = validate_answers(pack, answers, as_of=as_of)
@@ -113,39 +125,105 @@ def _disabled(pack: Ruleset, answers: dict[str, Any], as_of: date) -> set[str]:
     return {item.id for item in pack.questionnaire.items if not validated.applies(item.id)}
 
 
-def _flag(pack: Ruleset, flag: dict[str, Any]) -> FlagView:
-    rule = next(r.rule for r in pack.rules if r.id == flag["rule"])
-    items = pack.questionnaire.items
-    by_id = {item.id: item for item in items}
-    evidence = tuple(
-        EvidenceView(
-            e["item"],
-            by_id[e["item"]].text,
-            format_answer(by_id[e["item"]], e["answer"]),
-            e["answer"] is None or e["answer"] == "unsure",
+def _flag(
+    pack: Ruleset,
+    flag: dict[str, Any],
+    answers: dict[str, Any],
+    firing: dict[str, dict[str, tuple[str, ...]]],
+) -> FlagView:
+    rule = _rule(pack, flag["rule"])
+    by_id = {item.id: item for item in pack.questionnaire.items}
+    evidence = []
+    for e in flag["evidence"]:
+        item = by_id[e["item"]]
+        value = answers.get(item.id, e["answer"]) if e["answer"] is not None else None
+        if not isinstance(item, MultiChoiceItem) or not isinstance(value, list):
+            answer = wording.format_answer(item, e["answer"])
+            is_unknown = e["answer"] is None or wording.is_unsure(e["answer"])
+            evidence.append(EvidenceView(item.id, item.text, answer, is_unknown))
+            continue
+        ticked = list(value)
+        if flag["status"] == "fired":  # name the options that fired this rule
+            ticked = [v for v in value if rule.title in firing.get(item.id, {}).get(v, ())]
+        open_values = wording.open_options(rule, item, value) if wording.is_unsure(value) else ()
+        evidence.append(
+            EvidenceView(
+                item.id,
+                item.text,
+                wording.format_answer(item, ticked or value),
+                flag["status"] != "fired" and wording.is_unsure(value),
+                True,
+                tuple(wording.option_text(item, v) for v in open_values),
+            )
         )
-        for e in flag["evidence"]
-    )
     return FlagView(
         flag["rule"],
         rule.title,
         flag["severity"],
         flag["status"],
         flag["reason"],
-        rule.rationale,
-        rule.references,
-        evidence,
+        rule.rule.rationale,
+        rule.rule.references,
+        tuple(evidence),
     )
 
 
+def _rule(pack: Ruleset, rule_id: str) -> CompiledRule:
+    return next(r for r in pack.rules if r.id == rule_id)
+
+
+def _unsure(
+    pack: Ruleset, answers: dict[str, Any], flags: list[FlagView]
+) -> tuple[UnsureView, ...]:
+    """Per question the patient was unsure about, the unknown rules it leaves open."""
+    rules: dict[str, list[CompiledRule]] = {}
+    for flag in flags:
+        for e in flag.evidence:
+            if flag.status == "unknown" and wording.is_unsure(answers.get(e.item)):
+                rules.setdefault(e.item, []).append(_rule(pack, flag.rule))
+    views = []
+    for item in pack.questionnaire.items:
+        if item.id not in rules:
+            continue
+        value = answers[item.id]
+        opened: tuple[wording.OpenOption, ...] = ()
+        if isinstance(item, MultiChoiceItem) and isinstance(value, list):
+            titles: dict[str, list[str]] = {}
+            for rule in rules[item.id]:
+                for option in wording.open_options(rule, item, value):
+                    titles.setdefault(option, []).append(rule.title)
+            opened = tuple(
+                wording.OpenOption(option.text, tuple(titles[option.value]))
+                for option in item.options
+                if option.value in titles
+            )
+        views.append(
+            UnsureView(
+                item.id,
+                item.text,
+                wording.format_answer(item, value),
+                tuple(rule.title for rule in rules[item.id]),
+                opened,
+            )
+        )
+    return tuple(views)
+
+
 def _groups(
-    pack: Ruleset, answers: dict[str, Any], flags: list[FlagView], disabled: set[str]
+    pack: Ruleset,
+    answers: dict[str, Any],
+    flags: list[FlagView],
+    disabled: set[str],
+    firing: dict[str, dict[str, tuple[str, ...]]],
 ) -> tuple[GroupView, ...]:
     flagged: dict[str, list[str]] = {}
+    left_open: dict[str, list[str]] = {}
     for flag in flags:
         for e in flag.evidence:
             if flag.status == "fired" or e.is_unknown:
                 flagged.setdefault(e.item, []).append(flag.title)
+            if flag.status == "unknown" and wording.is_unsure(answers.get(e.item)):
+                left_open.setdefault(e.item, []).append(flag.title)
     groups = []
     for group in pack.questionnaire.groups:
         views = []
@@ -158,9 +236,18 @@ def _groups(
                 if value is None
                 else ("unsure" if value == "unsure" else "answered")
             )
-            text = "Does not apply" if state == "disabled" else format_answer(item, value)
+            text = "Does not apply" if state == "disabled" else wording.format_answer(item, value)
+            ticked: tuple[wording.ChoiceView, ...] = ()
+            if (
+                isinstance(item, MultiChoiceItem)
+                and isinstance(value, list)
+                and state != "disabled"
+            ):
+                ticked = wording.choices(
+                    item, value, firing.get(item.id, {}), tuple(left_open.get(item.id, ()))
+                )
             views.append(
-                AnswerView(item.id, item.text, text, state, tuple(flagged.get(item.id, ())))
+                AnswerView(item.id, item.text, text, state, tuple(flagged.get(item.id, ())), ticked)
             )
         groups.append(GroupView(group.title, tuple(views)))
     return tuple(groups)
@@ -184,7 +271,10 @@ def build(
     result: dict[str, Any] = content["result"]  # type: ignore[assignment]
     answers: dict[str, Any] = content["answers"]  # type: ignore[assignment]
     pack = review_service.rule_pack(session, sha256=row.rule_pack_sha256)
-    flags = [_flag(pack, flag) for flag in review_service.ordered_flags(result["flags"])]
+    ordered = review_service.ordered_flags(result["flags"])
+    fired = [_rule(pack, flag["rule"]) for flag in ordered if flag["status"] == "fired"]
+    firing = wording.firing_options(fired, answers)
+    flags = [_flag(pack, flag, answers, firing) for flag in ordered]
     audit_service.record_screening_event(
         session,
         row=row,
@@ -205,7 +295,8 @@ def build(
         dict(result["ruleset"]),
         tuple(f for f in flags if f.status == "fired"),
         tuple(f for f in flags if f.status == "unknown"),
-        _groups(pack, answers, flags, _disabled(pack, answers, row.as_of_date)),
+        _unsure(pack, answers, flags),
+        _groups(pack, answers, flags, _disabled(pack, answers, row.as_of_date), firing),
         tuple(history),
         review_service.etag(row.id, history[0].id if history else None),
     )

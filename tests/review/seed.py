@@ -25,6 +25,16 @@ PREGNANT_ANSWERS = CANDIDATE_ANSWERS | {
 }
 HEART_FAILURE_ANSWERS = CANDIDATE_ANSWERS | {"heart_failure": "yes"}
 UNSURE_CONCUSSION_ANSWERS = CANDIDATE_ANSWERS | {"concussion": "unsure"}
+# Policy v2 checklists and choices, review flags only (so it queues after the others):
+# a heart attack ticked beside "not sure" fires one rule and leaves three open; two other
+# conditions fire one rule each; a recent alcohol or drug problem fires; psychosis unsure.
+V2_CHECKLIST_ANSWERS = CANDIDATE_ANSWERS | {
+    "heart_brain_history": ["heart_attack", "unsure"],
+    "heart_brain_recent": ["none"],
+    "other_medical_conditions": ["seizures", "glaucoma"],
+    "psychosis_or_mania": "unsure",
+    "substance_use": "yes_within_12_months",
+}
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,8 @@ class Seeded:
     physician: str
     colleague: str
     admin: str
-    # The queue's documented order: exclusions first, then oldest first.
+    # The queue's documented order: exclusions first, then oldest first. The last one is the
+    # policy v2 screening of V2_CHECKLIST_ANSWERS.
     queue: tuple[str, ...]
     candidate: str
 
@@ -80,12 +91,13 @@ def seed_queue(
     pregnant = add(PREGNANT_ANSWERS, "MRN-PREGNANT", timedelta(minutes=30))
     unsure = add(UNSURE_CONCUSSION_ANSWERS, "MRN-UNSURE-CONCUSSION", timedelta(hours=8))
     candidate = add(CANDIDATE_ANSWERS, "MRN-CANDIDATE", timedelta(hours=1))
+    checklist = add(V2_CHECKLIST_ANSWERS, "MRN-V2-CHECKLIST", timedelta(minutes=10))
     return Seeded(
         clinic_id,
         f"rivera-{tag}@example.org",
         f"okafor-{tag}@example.org",
         f"admin-{tag}@example.org",
-        (heart, pregnant, unsure, elevated),
+        (heart, pregnant, unsure, elevated, checklist),
         candidate,
     )
 

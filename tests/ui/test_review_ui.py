@@ -34,7 +34,10 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
-QUEUE_ORDER = ["MRN-HEART-FAILURE", "MRN-PREGNANT", "MRN-UNSURE-CONCUSSION", "MRN-ELEVATED-BP"]
+QUEUE_ORDER = [
+    "MRN-HEART-FAILURE", "MRN-PREGNANT", "MRN-UNSURE-CONCUSSION", "MRN-ELEVATED-BP",
+    "MRN-V2-CHECKLIST",
+]  # fmt: skip
 
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None and os.environ.get("CI") != "true",
@@ -217,6 +220,31 @@ def test_pages_reflow_at_320_px(sqlite_live: Live, browser: Browser) -> None:
         )
         assert widths[0] <= widths[1], path
     _shot(page, "detail-320px")
+    context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (360, 740)], ids=["desktop", "360px"])
+def test_v2_detail_page_is_accessible_and_reflows(
+    sqlite_live: Live, browser: Browser, width: int, height: int
+) -> None:
+    live = sqlite_live
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    _sign_in(page, live)
+    page.get_by_role("link", name="MRN-V2-CHECKLIST").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Screening MRN-V2-CHECKLIST")
+    heart_attack = page.locator(".answers .choice-option", has_text="A heart attack")
+    expect(heart_attack).to_contain_text("Fired: Heart attack, coronary disease or mini-stroke")
+    expect(page.locator(".answers .choice-unsure").first).to_contain_text(
+        "Not sure: I'm not sure about one or more of these"
+    )
+    expect(page.locator(".unsure-list .open-options").first).to_contain_text("A stroke")
+    assert _axe(page) == []
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1]
+    _shot(page, f"detail-v2-{width}px")
     context.close()
 
 
