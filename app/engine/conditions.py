@@ -265,12 +265,6 @@ class _Checklist(Leaf):
             return UNKNOWN
         return _TRUTHS[self._state(value)]
 
-    def not_ruled_out(self, value: Any) -> tuple[str, ...]:
-        """The listed options an "unsure" list leaves open (empty if the list is definite)."""
-        if UNSURE_OPTION not in value or not self.values.isdisjoint(value):
-            return ()
-        return tuple(sorted(self.values))
-
 
 _TRUTHS = {0: FALSE, 1: TRUE, 4: UNKNOWN}
 

@@ -7,6 +7,7 @@ properties check that v2 only adds to v1 and restate the 14 v2 rules independent
 """
 
 import functools
+import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -16,8 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.engine import AnswerErrors, Decision, Ruleset, evaluate, load_ruleset, validate_answers
-from app.engine.conditions import DISABLED, MISSING, UNSURE
+from app.engine import (
+    AnswerErrors,
+    Decision,
+    Ruleset,
+    RulesetError,
+    evaluate,
+    load_ruleset,
+    validate_answers,
+)
+from app.engine.conditions import DISABLED, MISSING, UNSURE, ContainsAny, ContainsNone
 from tests.rules import test_properties as v1_properties
 
 RULES_ROOT = Path(__file__).resolve().parents[2] / "rules"
@@ -376,3 +385,71 @@ def test_adding_unsure_to_a_checklist_only_moves_rules_to_unknown(
     after = decide({**raw, item: sorted({*raw[item], "unsure"})}).statuses
     for rule, old in before.items():
         assert after[rule] in (old, type(old).unknown), rule
+
+
+class TestChecklistLeaves:
+    """The three-valued leaves directly, including `contains_none` (v1's form) on a checklist."""
+
+    def test_contains_none_is_the_three_valued_negation(self) -> None:
+        leaf = ContainsNone("other", frozenset({"glaucoma"}))
+        test, state_of = leaf.compile(), leaf.compile_state()
+        cases = [
+            (frozenset({"glaucoma", "unsure"}), "false", 0),
+            (frozenset({"seizures", "unsure"}), "unknown", 4),
+            (frozenset({"seizures"}), "true", 1),
+            (DISABLED, "false", 3),
+            (MISSING, "unknown", 2),
+        ]
+        for value, truth, state in cases:
+            assert test({"other": value}, AS_OF).value == truth, value
+            assert leaf.truth({"other": value}, AS_OF).value == truth, value
+            assert state_of({"other": value}, AS_OF) == state, value
+
+    def test_holds_is_true_only_when_the_comparison_is_definitely_true(self) -> None:
+        leaf = ContainsAny("other", frozenset({"glaucoma"}))
+        assert leaf.holds(frozenset({"glaucoma", "unsure"}), AS_OF) is True
+        assert leaf.holds(frozenset({"unsure"}), AS_OF) is False
+        assert ContainsNone("other", frozenset({"glaucoma"})).holds(frozenset({"none"}), AS_OF)
+
+    def test_contains_none_describes_an_unsure_list(self) -> None:
+        leaf = ContainsNone("other", frozenset({"glaucoma", "seizures"}))
+        assert leaf.describe(frozenset({"unsure"}), AS_OF) == (
+            'other is "unsure" about glaucoma, seizures'
+        )
+        assert leaf.describe(frozenset({"none"}), AS_OF) == (
+            "other includes none of glaucoma, seizures"
+        )
+        assert leaf.describe(frozenset({"glaucoma"}), AS_OF) == "other includes glaucoma"
+
+
+class TestReservedOptionsInRules:
+    @pytest.mark.parametrize(
+        ("old", "new", "message"),
+        [
+            ("contains_any: [glaucoma]}", "contains_any: [glaucoma, unsure]}",
+             "'unsure' is a reserved option"),
+            ("contains_any: [glaucoma]}", "contains_any: [none]}", "'none' is a reserved option"),
+        ],
+    )  # fmt: skip
+    def test_a_rule_cannot_compare_with_a_reserved_checklist_option(
+        self, tmp_path: Path, old: str, new: str, message: str
+    ) -> None:
+        target = tmp_path / "pack"
+        shutil.copytree(RULES_ROOT / "ketamine-infusion", target)
+        rule = target / "rules" / "glaucoma_or_raised_eye_pressure.yaml"
+        text = rule.read_text(encoding="utf-8")
+        assert text.count(old) == 1
+        rule.write_text(text.replace(old, new), encoding="utf-8")
+        with pytest.raises(RulesetError) as caught:
+            load_ruleset(target)
+        assert any(message in problem for problem in caught.value.problems)
+
+    def test_a_rule_cannot_match_unsure_in_a_choice(self, tmp_path: Path) -> None:
+        target = tmp_path / "pack"
+        shutil.copytree(RULES_ROOT / "ketamine-infusion", target)
+        rule = target / "rules" / "substance_use_recent.yaml"
+        text = rule.read_text(encoding="utf-8")
+        rule.write_text(text.replace("is: yes_within_12_months", "is: unsure"), encoding="utf-8")
+        with pytest.raises(RulesetError) as caught:
+            load_ruleset(target)
+        assert any('"unsure" is unknown' in problem for problem in caught.value.problems)
