@@ -11,7 +11,7 @@ Errors on a page path (``PAGE_PREFIXES``) are friendly HTML pages with the same 
 
 import inspect
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,13 @@ def forbidden(request: Request) -> Response:
 
 def _when(value: datetime) -> str:
     # Unambiguous for any locale, and in UTC like every stored time.
-    return value.astimezone(UTC).strftime("%d %b %Y, %H:%M UTC")
+    utc = value.astimezone(UTC)
+    return f"{utc.day} {utc:%b %Y, %H:%M} UTC"
+
+
+def _day(value: date) -> str:
+    # The one date format of the physician's pages: 2 Dec 2026.
+    return f"{value.day} {value:%b %Y}"
 
 
 def _waited(since: datetime, now: datetime) -> str:
@@ -261,3 +267,4 @@ def _waited(since: datetime, now: datetime) -> str:
 
 templates.env.filters["when"] = _when
 templates.env.filters["waited"] = _waited
+templates.env.filters["day"] = _day

@@ -15,11 +15,15 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit_service
 from app.crypto import KeyRing
 from app.engine import AnswerErrors, Ruleset, validate_answers
-from app.engine.model import MultiChoiceItem
+from app.engine.conditions import DISABLED
+from app.engine.model import DateItem, Item, MultiChoiceItem
 from app.engine.ruleset import CompiledRule
+from app.form.views import reference_number
+from app.review import context, wording
 from app.review import service as review_service
-from app.review import wording
 from app.screening import service as screening_service
+
+SOURCES = {"api": "Clinic software (API)", "form": "Patient form", "fhir": "FHIR"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,9 @@ class DetailView:
     screening_id: uuid.UUID
     reference: str
     date_of_birth: str | None
+    age: str
+    form_reference: str
+    source: str
     created_at: datetime
     as_of: date
     decision: str
@@ -117,54 +124,87 @@ class DetailView:
         return not self.history
 
 
-def _disabled(pack: Ruleset, answers: dict[str, Any], as_of: date) -> set[str]:
+def _states(pack: Ruleset, answers: dict[str, Any], as_of: date) -> dict[str, object]:
     try:
-        validated = validate_answers(pack, answers, as_of=as_of)
+        return validate_answers(pack, answers, as_of=as_of).state
     except AnswerErrors:  # stored answers were valid when stored; be lenient, never fail
-        return set()
-    return {item.id for item in pack.questionnaire.items if not validated.applies(item.id)}
+        return {}
 
 
-def _flag(
-    pack: Ruleset,
-    flag: dict[str, Any],
-    answers: dict[str, Any],
-    firing: dict[str, dict[str, tuple[str, ...]]],
-) -> FlagView:
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What every flag and answer is worded from: the pack, the answers and the as-of date."""
+
+    pack: Ruleset
+    answers: dict[str, Any]
+    as_of: date
+    firing: dict[str, dict[str, tuple[str, ...]]]
+    not_asked: dict[str, str]
+    readings: tuple[str, ...]
+
+    def say(self, item: Item, value: Any) -> str:
+        """An answer in words: dates in context, "Not asked" for a question never shown."""
+        if value is None and item.id in self.not_asked:
+            return self.not_asked[item.id]
+        if isinstance(item, DateItem) and value is not None:
+            return context.date_answer(item.id, value, self.as_of)
+        return wording.format_answer(item, value)
+
+
+def _flag(facts: _Facts, flag: dict[str, Any]) -> FlagView:
+    pack, answers = facts.pack, facts.answers
     rule = _rule(pack, flag["rule"])
     by_id = {item.id: item for item in pack.questionnaire.items}
-    evidence = []
+    evidence: list[EvidenceView] = []
     for e in flag["evidence"]:
         item = by_id[e["item"]]
         value = answers.get(item.id, e["answer"]) if e["answer"] is not None else None
-        if not isinstance(item, MultiChoiceItem) or not isinstance(value, list):
-            answer = wording.format_answer(item, e["answer"])
+        if item.id in facts.readings:  # both numbers as one reading, once per flag
+            if not any(v.item == "reading" for v in evidence):
+                evidence.append(_reading(facts, flag))
+        elif not isinstance(item, MultiChoiceItem) or not isinstance(value, list):
             is_unknown = e["answer"] is None or wording.is_unsure(e["answer"])
-            evidence.append(EvidenceView(item.id, item.text, answer, is_unknown))
-            continue
-        ticked = list(value)
-        if flag["status"] == "fired":  # name the options that fired this rule
-            ticked = [v for v in value if rule.title in firing.get(item.id, {}).get(v, ())]
-        open_values = wording.open_options(rule, item, value) if wording.is_unsure(value) else ()
-        evidence.append(
-            EvidenceView(
-                item.id,
-                item.text,
-                wording.format_answer(item, ticked or value),
-                flag["status"] != "fired" and wording.is_unsure(value),
-                True,
-                tuple(wording.option_text(item, v) for v in open_values),
+            evidence.append(
+                EvidenceView(item.id, item.text, facts.say(item, e["answer"]), is_unknown)
             )
-        )
+        else:
+            evidence.append(_checklist_evidence(facts, rule, flag, item, value))
+    titles = {r.id: r.title for r in pack.rules}
     return FlagView(
         flag["rule"],
         rule.title,
         flag["severity"],
         flag["status"],
         flag["reason"],
-        rule.rule.rationale,
+        context.titles_for_ids(rule.rule.rationale, titles),
         rule.rule.references,
         tuple(evidence),
+    )
+
+
+def _reading(facts: _Facts, flag: dict[str, Any]) -> EvidenceView:
+    values = {e["item"]: e["answer"] for e in flag["evidence"]}
+    is_unknown = any(values.get(i, facts.answers.get(i)) is None for i in facts.readings)
+    shown = {i: facts.answers.get(i) for i in facts.readings}
+    return EvidenceView(
+        "reading", context.READING_QUESTION, context.reading(shown, facts.readings), is_unknown
+    )
+
+
+def _checklist_evidence(
+    facts: _Facts, rule: CompiledRule, flag: dict[str, Any], item: MultiChoiceItem, value: list[str]
+) -> EvidenceView:
+    ticked = list(value)
+    if flag["status"] == "fired":  # name the options that fired this rule
+        ticked = [v for v in value if rule.title in facts.firing.get(item.id, {}).get(v, ())]
+    open_values = wording.open_options(rule, item, value) if wording.is_unsure(value) else ()
+    return EvidenceView(
+        item.id,
+        item.text,
+        wording.format_answer(item, ticked or value),
+        flag["status"] != "fired" and wording.is_unsure(value),
+        True,
+        tuple(wording.option_text(item, v) for v in open_values),
     )
 
 
@@ -209,46 +249,42 @@ def _unsure(
     return tuple(views)
 
 
+def _state(facts: _Facts, states: dict[str, object], item: Item) -> str:
+    value = facts.answers.get(item.id)
+    if states.get(item.id) is DISABLED:
+        return "disabled"
+    if value is None:
+        return "not_asked" if item.id in facts.not_asked else "missing"
+    return "unsure" if value == "unsure" else "answered"
+
+
 def _groups(
-    pack: Ruleset,
-    answers: dict[str, Any],
-    flags: list[FlagView],
-    disabled: set[str],
-    firing: dict[str, dict[str, tuple[str, ...]]],
+    facts: _Facts, flags: list[FlagView], states: dict[str, object]
 ) -> tuple[GroupView, ...]:
     flagged: dict[str, list[str]] = {}
     left_open: dict[str, list[str]] = {}
     for flag in flags:
         for e in flag.evidence:
-            if flag.status == "fired" or e.is_unknown:
-                flagged.setdefault(e.item, []).append(flag.title)
-            if flag.status == "unknown" and wording.is_unsure(answers.get(e.item)):
-                left_open.setdefault(e.item, []).append(flag.title)
+            items = facts.readings if e.item == "reading" else (e.item,)
+            for item_id in items:
+                if flag.status == "fired" or e.is_unknown:
+                    flagged.setdefault(item_id, []).append(flag.title)
+                if flag.status == "unknown" and wording.is_unsure(facts.answers.get(item_id)):
+                    left_open.setdefault(item_id, []).append(flag.title)
     groups = []
-    for group in pack.questionnaire.groups:
+    for group in facts.pack.questionnaire.groups:
         views = []
         for item in group.items:
-            value = answers.get(item.id)
-            state = (
-                "disabled"
-                if item.id in disabled
-                else "missing"
-                if value is None
-                else ("unsure" if value == "unsure" else "answered")
-            )
-            text = "Does not apply" if state == "disabled" else wording.format_answer(item, value)
+            value = facts.answers.get(item.id)
+            state = _state(facts, states, item)
+            text = "Does not apply" if state == "disabled" else facts.say(item, value)
             ticked: tuple[wording.ChoiceView, ...] = ()
-            if (
-                isinstance(item, MultiChoiceItem)
-                and isinstance(value, list)
-                and state != "disabled"
-            ):
+            if isinstance(item, MultiChoiceItem) and isinstance(value, list):
                 ticked = wording.choices(
-                    item, value, firing.get(item.id, {}), tuple(left_open.get(item.id, ()))
+                    item, value, facts.firing.get(item.id, {}), tuple(left_open.get(item.id, ()))
                 )
-            views.append(
-                AnswerView(item.id, item.text, text, state, tuple(flagged.get(item.id, ())), ticked)
-            )
+            flagged_by = tuple(flagged.get(item.id, ()))
+            views.append(AnswerView(item.id, item.text, text, state, flagged_by, ticked))
         groups.append(GroupView(group.title, tuple(views)))
     return tuple(groups)
 
@@ -273,8 +309,16 @@ def build(
     pack = review_service.rule_pack(session, sha256=row.rule_pack_sha256)
     ordered = review_service.ordered_flags(result["flags"])
     fired = [_rule(pack, flag["rule"]) for flag in ordered if flag["status"] == "fired"]
-    firing = wording.firing_options(fired, answers)
-    flags = [_flag(pack, flag, answers, firing) for flag in ordered]
+    states = _states(pack, answers, row.as_of_date)
+    facts = _Facts(
+        pack,
+        answers,
+        row.as_of_date,
+        wording.firing_options(fired, answers),
+        context.not_asked(pack, states, row.as_of_date) if states else {},
+        context.reading_ids(pack),
+    )
+    flags = [_flag(facts, flag) for flag in ordered]
     audit_service.record_screening_event(
         session,
         row=row,
@@ -287,7 +331,10 @@ def build(
     return DetailView(
         row.id,
         str(result.get("subject", {}).get("reference", "")),
-        answers.get("date_of_birth"),
+        answers.get(context.DATE_OF_BIRTH),
+        context.age_line(answers.get(context.DATE_OF_BIRTH), row.as_of_date),
+        reference_number(row.id),
+        SOURCES.get(row.source.value, row.source.value),
         row.created_at,
         row.as_of_date,
         row.decision.value,
@@ -296,7 +343,7 @@ def build(
         tuple(f for f in flags if f.status == "fired"),
         tuple(f for f in flags if f.status == "unknown"),
         _unsure(pack, answers, flags),
-        _groups(pack, answers, flags, _disabled(pack, answers, row.as_of_date), firing),
+        _groups(facts, flags, states),
         tuple(history),
         review_service.etag(row.id, history[0].id if history else None),
     )

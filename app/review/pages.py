@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 from app.account.sessions import WebUser
 from app.crypto import KeyRing
 from app.engine import Ruleset
-from app.errors import ProblemItem, ValidationFailed
+from app.errors import NotFound, ProblemItem, ValidationFailed
 from app.review import detail, queue
 from app.review import service as review_service
 from app.review.schemas import SignOffForm
+from app.screening import service as screening_service
 
 EMPTY = "Nothing left to sign off here: every screening in this view has been signed off."
-SIGNED = "Your sign-off was saved."
 _FIELDS = {"#/override_reason": "override_reason", "#/note": "note", "#/disposition": "disposition"}
 
 
@@ -44,7 +44,7 @@ class Redirect:
 
 
 def filters_of(
-    ruleset: Ruleset, decision: str, rule: str, status: str, page: int = 1
+    ruleset: Ruleset, decision: str, rule: str, status: str, page: int = 1, search: str = ""
 ) -> queue.QueueFilter:
     """The queue filter of GET parameters or hidden form fields.
 
@@ -55,6 +55,7 @@ def filters_of(
         rule if rule in {r.id for r in ruleset.rules} else None,
         status if status in queue.STATUSES else "open",
         max(1, page),
+        search.strip(),
     )
 
 
@@ -73,9 +74,13 @@ def queue_page(
     filters: queue.QueueFilter,
     now: datetime,
     is_done: bool = False,
+    signed: str = "",
     request_id: str | None = None,
 ) -> Page:
-    """The queue: exclusions first, then oldest first (the listing is audited)."""
+    """The queue: exclusions first, then oldest first (the listing is audited).
+
+    ``signed`` is the notice naming the screening just signed off (``signed_notice``).
+    """
     found = queue.list_queue(
         session,
         keyring=keyring,
@@ -87,12 +92,14 @@ def queue_page(
     context = {
         "web_user": web_user,
         "page": found,
+        "search": filters.search,
         "filters": filters,
         "now": now,
         "rules": ruleset.rules,
         "statuses": queue.STATUSES,
+        "dispositions": review_service.DISPOSITION_LABELS,
         "query": query_of(filters),
-        "notice": EMPTY if is_done else "",
+        "notice": " ".join(filter(None, [signed, EMPTY if is_done else ""])),
     }
     return Page("queue.html", context)
 
@@ -111,8 +118,10 @@ def detail_page(
     """One screening with its evidence, answers, history and sign-off form; NotFound else.
 
     ``extra`` overrides the form state: ``values``, ``errors``, ``error_list``, ``stale``
-    (the review that got there first) and ``notice``.
+    (the review that got there first) and ``signed`` (the screening just signed off, whose
+    notice names it and, when it is another one, the screening now shown).
     """
+    signed: uuid.UUID | None = extra.pop("signed", None)
     view = detail.build(
         session,
         keyring=keyring,
@@ -134,7 +143,36 @@ def detail_page(
         "stale": None,
         "notice": "",
     } | extra
+    if signed is not None:
+        shown = "" if signed == view.screening_id else view.reference
+        context["notice"] = signed_notice(session, keyring, web_user, signed, showing=shown)
     return Page("detail.html", context, status_code)
+
+
+def signed_notice(
+    session: Session, keyring: KeyRing, web_user: WebUser, screening_id: uuid.UUID, showing: str
+) -> str:
+    """The notice naming the screening just signed off (and the one now shown, if another).
+
+    For example "MRN-1 signed off: Cleared for consultation. Now showing MRN-2.": it names
+    the screening it is about, so it can never read as the next patient's. Empty when
+    ``screening_id`` is not the clinic's or not signed off.
+    """
+    clinic_id = web_user.principal.clinic_id
+    try:
+        history = review_service.history(
+            session, keyring=keyring, clinic_id=clinic_id, screening_id=screening_id
+        )
+    except NotFound:
+        return ""
+    if not history:
+        return ""
+    row = review_service.screening_row(session, clinic_id=clinic_id, screening_id=screening_id)
+    subject = screening_service.stored_content(keyring, row)["subject"]
+    reference = str(subject.get("reference", "")) if isinstance(subject, dict) else ""
+    label = review_service.DISPOSITION_LABELS[history[0].disposition]
+    notice = f"{reference or 'The screening'} signed off: {label}."
+    return f"{notice} Now showing {showing}." if showing else notice
 
 
 def sign_off(
@@ -221,6 +259,7 @@ def _after_sign_off(
         following = queue.next_open(
             session, clinic_id=web_user.principal.clinic_id, filters=filters, after=screening_id
         )
+    signed = str(screening_id)
     if following is None:
-        return Redirect(f"/review?{query_of(filters, done='true')}")
-    return Redirect(f"/review/screenings/{following}?{query_of(filters, signed='true')}")
+        return Redirect(f"/review?{query_of(filters, done='true', signed=signed)}")
+    return Redirect(f"/review/screenings/{following}?{query_of(filters, signed=signed)}")

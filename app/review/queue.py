@@ -8,17 +8,20 @@ the sooner they are seen (RSNA prioritized worklist). Filtering by rule uses
 
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
-from app.db.models import Decision, Review, Screening, ScreeningFlag
+from app.db.models import Decision, Review, Screening, ScreeningFlag, UserAccount
+from app.form.views import reference_number
+from app.review import context
 from app.review import service as review_service
 
 PAGE_SIZE = 20
@@ -39,10 +42,12 @@ class QueueFilter:
     rule: str | None = None
     status: str = "open"
     page: int = 1
+    search: str = ""
 
     def query_items(self, *, page: int | None = None) -> list[tuple[str, str]]:
         """The filter as query parameters (empty ones left out)."""
         items = [("decision", self.decision), ("rule", self.rule), ("status", self.status)]
+        items.append(("q", self.search))
         items.append(("page", str(page or self.page)))
         return [(key, value) for key, value in items if value]
 
@@ -58,6 +63,15 @@ class FlagSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedBy:
+    """The latest sign-off of a screening: the outcome, who and when."""
+
+    disposition: str
+    reviewer_name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class QueueRow:
     """One screening waiting for (or past) review."""
 
@@ -68,6 +82,9 @@ class QueueRow:
     decision: str
     has_exclude: bool
     flags: tuple[FlagSummary, ...]
+    form_reference: str = ""
+    patient: str = ""
+    signed: SignedBy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,38 @@ def _filtered(clinic_id: uuid.UUID, filters: QueueFilter) -> Select[Screening]:
     return query
 
 
+def _searched(
+    session: Session, keyring: KeyRing, query: Select[Screening], search: str
+) -> Select[Screening]:
+    """Only screenings whose subject reference or form reference is exactly ``search``.
+
+    Subject references are encrypted, so they are compared after decrypting each candidate's
+    subject (one small field per flagged screening of the clinic); a form reference
+    (``ABCD-1234``, the first 8 hex digits of the id) is a range of ids.
+    """
+    wanted = search.strip()
+    ids = [
+        row_id
+        for row_id, key_id, subject_ct in session.execute(
+            query.with_only_columns(Screening.id, Screening.key_id, Screening.subject_ct)
+        )
+        if _reference(keyring, row_id, key_id, subject_ct) == wanted
+    ]
+    digits = wanted.replace("-", "").replace(" ", "").lower()
+    matches: ColumnElement[bool] = Screening.id.in_(ids)
+    if re.fullmatch(r"[0-9a-f]{8}", digits):
+        low, high = uuid.UUID(digits + "0" * 24), uuid.UUID(digits + "f" * 24)
+        matches = or_(matches, Screening.id.between(low, high))
+    return query.where(matches)
+
+
+def _reference(keyring: KeyRing, row_id: uuid.UUID, key_id: str, subject_ct: bytes) -> str:
+    subject = json.loads(
+        keyring.decrypt(key_id, subject_ct, field_aad("screening", "subject_ct", row_id))
+    )
+    return str(subject.get("reference", "")) if isinstance(subject, dict) else ""
+
+
 def _ordered(query: Select[Screening]) -> Select[Screening]:
     return query.order_by(Screening.has_exclude.desc(), Screening.created_at, Screening.id)
 
@@ -126,6 +175,8 @@ def list_queue(
 ) -> QueuePage:
     """One page of the clinic's queue; the read of the listed screenings is audited."""
     query = _filtered(clinic_id, filters)
+    if filters.search:
+        query = _searched(session, keyring, query, filters.search)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(max(1, filters.page), pages)
@@ -163,11 +214,27 @@ def _row(session: Session, keyring: KeyRing, row: Screening) -> QueueRow:
         row.id,
         row.created_at,
         str(result.get("subject", {}).get("reference", "")),
-        answers.get("date_of_birth"),
+        answers.get(context.DATE_OF_BIRTH),
         row.decision.value,
         row.has_exclude,
         flags,
+        reference_number(row.id),
+        context.age_line(answers.get(context.DATE_OF_BIRTH), row.as_of_date),
+        _signed_by(session, row.id),
     )
+
+
+def _signed_by(session: Session, screening_id: uuid.UUID) -> SignedBy | None:
+    latest = session.execute(
+        select(Review.disposition, UserAccount.display_name, Review.created_at)
+        .outerjoin(UserAccount, UserAccount.id == Review.reviewer_id)
+        .where(Review.screening_id == screening_id)
+        .order_by(Review.created_at.desc(), Review.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return None
+    return SignedBy(latest[0], latest[1] or "an unknown user", latest[2])
 
 
 def next_open(

@@ -40,9 +40,12 @@ def review_queue(
     status: FilterQuery = "open",
     page: PageQuery = 1,
     done: bool = False,
+    signed: uuid.UUID | None = None,
+    q: FilterQuery = "",
 ) -> Response:
-    """The review queue: exclusions first, then oldest first; filters as a GET form."""
-    filters = pages.filters_of(ruleset, decision, rule, status, page)
+    """The review queue: exclusions first, then oldest first; filters and search as GET forms."""
+    filters = pages.filters_of(ruleset, decision, rule, status, page, q)
+    notice = pages.signed_notice(session, keyring, web_user, signed, showing="") if signed else ""
     outcome = pages.queue_page(
         session,
         keyring=keyring,
@@ -51,6 +54,7 @@ def review_queue(
         filters=filters,
         now=clock.now(),
         is_done=done,
+        signed=notice,
         request_id=request_id,
     )
     return _respond(request, outcome)
@@ -68,7 +72,8 @@ def review_detail(
     decision: FilterQuery = "",
     rule: FilterQuery = "",
     status: FilterQuery = "open",
-    signed: bool = False,
+    q: FilterQuery = "",
+    signed: uuid.UUID | None = None,
 ) -> Response:
     """One screening: flags with evidence, every answer, the review history, the sign-off form."""
     outcome = pages.detail_page(
@@ -76,9 +81,9 @@ def review_detail(
         keyring=keyring,
         web_user=web_user,
         screening_id=screening_id,
-        filters=pages.filters_of(ruleset, decision, rule, status),
+        filters=pages.filters_of(ruleset, decision, rule, status, search=q),
         request_id=request_id,
-        notice=pages.SIGNED if signed else "",
+        signed=signed,
     )
     return _respond(request, outcome)
 

@@ -152,7 +152,9 @@ def test_sign_in_review_and_sign_off_then_open_next(
     page.get_by_label("Note").fill("Heart failure confirmed with the patient; refer to cardiology.")
     page.get_by_role("button", name="Sign off and open next").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Screening MRN-PREGNANT")
-    expect(page.get_by_role("status")).to_have_text("Your sign-off was saved.")
+    expect(page.get_by_role("status")).to_have_text(
+        "MRN-HEART-FAILURE signed off: Declined: not suitable. Now showing MRN-PREGNANT."
+    )
 
     page.get_by_role("link", name="Back to the queue").click()
     expect(page.locator(".queue-link")).to_have_text(QUEUE_ORDER[1:])
@@ -174,7 +176,9 @@ def test_second_physician_on_the_same_version_sees_already_signed(
         page.get_by_label("Cleared for consultation").check()
         page.get_by_label("Note").fill(note)
     pages[0].get_by_role("button", name="Sign off", exact=True).click()
-    expect(pages[0].get_by_role("status")).to_have_text("Your sign-off was saved.")
+    expect(pages[0].get_by_role("status")).to_have_text(
+        "MRN-ELEVATED-BP signed off: Cleared for consultation."
+    )
     pages[1].get_by_role("button", name="Sign off", exact=True).click()
     alert = pages[1].locator(".error-summary")
     expect(alert).to_contain_text("Already signed by Dr Rivera at")
