@@ -5,6 +5,7 @@ stored: the key is high-entropy, so a slow password hash would add latency to ev
 without adding safety.
 """
 
+import difflib
 import hashlib
 import secrets
 import uuid
@@ -58,6 +59,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def unknown_clinic_message(session: Session, name: str) -> str:
+    """Why ``name`` is refused, naming the closest existing clinic (case and typos)."""
+    names = list(session.scalars(select(Clinic.name).order_by(Clinic.name)))
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    hint = f' Did you mean "{lowered[close[0]]}"?' if close else ""
+    return f'no clinic is named "{name}".{hint} To create it, add --create-clinic.'
+
+
 def create(
     session: Session,
     *,
@@ -66,15 +76,20 @@ def create(
     name: str = "default",
     actor: audit_service.Actor,
     now: datetime,
+    create_clinic: bool = True,
 ) -> CreatedKey:
     """Create a key for ``clinic_name``, creating the clinic if it does not exist.
 
     Writes the clinic (if new), the key and their audit events. Raises ValidationFailed on
-    an unknown scope or an empty clinic name.
+    an unknown scope or an empty clinic name, and on an unknown clinic unless
+    ``create_clinic`` (the message suggests the closest existing name: a typo must not make
+    a second clinic whose screenings no physician sees).
     """
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise ValidationFailed(f"unknown scope(s): {', '.join(unknown) or '(none given)'}")
+    if not create_clinic and find_clinic(session, name=clinic_name) is None:
+        raise ValidationFailed(unknown_clinic_message(session, clinic_name))
     clinic, is_new_clinic = get_or_create_clinic(session, name=clinic_name, actor=actor, now=now)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey(

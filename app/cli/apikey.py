@@ -26,7 +26,7 @@ def parse_scopes(values: list[str] | None) -> tuple[str, ...]:
 
 @app.command("create")
 def create(
-    clinic: Annotated[str, typer.Option(help="Clinic name; created if it does not exist.")],
+    clinic: Annotated[str, typer.Option(help="An existing clinic's name (exact).")],
     scopes: Annotated[
         list[str] | None,
         typer.Option(
@@ -34,6 +34,9 @@ def create(
         ),
     ] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
+    create_clinic: Annotated[
+        bool, typer.Option("--create-clinic", help="Create the clinic if it does not exist.")
+    ] = False,
 ) -> None:
     """Create an API key; only its hash is stored, so the printed key cannot be shown again."""
     settings = settings_or_exit()
@@ -49,6 +52,7 @@ def create(
                 name=name,
                 actor=audit_service.Actor.cli(),
                 now=datetime.now(UTC),
+                create_clinic=create_clinic,
             )
     except ValidationFailed as error:
         typer.echo(f"error: {error.detail}", err=True)

@@ -13,7 +13,9 @@ def test_create_prints_key_alone_on_last_line_and_stores_its_hash(
 ) -> None:
     env = {"SCREENING_DATABASE_URL": empty_database_url}
     assert invoke("db", "upgrade", env=env).exit_code == 0
-    result = invoke("apikey", "create", "--clinic", "Sunrise Pain Clinic", env=env)
+    result = invoke(
+        "apikey", "create", "--create-clinic", "--clinic", "Sunrise Pain Clinic", env=env
+    )
     assert result.exit_code == 0, result.output
     key = result.stdout.splitlines()[-1]
     assert key.startswith("sk_")
@@ -43,7 +45,9 @@ def test_create_prints_key_alone_on_last_line_and_stores_its_hash(
 def test_unknown_scope_is_a_usage_error(invoke: Invoke, empty_database_url: str) -> None:
     env = {"SCREENING_DATABASE_URL": empty_database_url}
     invoke("db", "upgrade", env=env)
-    result = invoke("apikey", "create", "--clinic", "A", "--scopes", "admin:all", env=env)
+    result = invoke(
+        "apikey", "create", "--create-clinic", "--clinic", "A", "--scopes", "admin:all", env=env
+    )
     assert result.exit_code == 2
     assert "admin:all" in result.stderr
     assert result.stdout == ""
@@ -54,7 +58,7 @@ def test_audit_read_is_granted_only_when_asked_for(invoke: Invoke, empty_databas
     invoke("db", "upgrade", env=env)
     for scopes in ("audit:read,screenings:read", None):
         extra = () if scopes is None else ("--scopes", scopes)
-        result = invoke("apikey", "create", "--clinic", "A", *extra, env=env)
+        result = invoke("apikey", "create", "--create-clinic", "--clinic", "A", *extra, env=env)
         assert result.exit_code == 0, result.output
     engine = make_engine(empty_database_url)
     with make_sessionmaker(engine)() as session:
@@ -70,3 +74,19 @@ def test_create_refuses_an_unmigrated_database(invoke: Invoke) -> None:
     result = invoke("apikey", "create", "--clinic", "A")
     assert result.exit_code == 1
     assert "screening db upgrade" in result.stderr
+
+
+def test_create_refuses_an_unknown_clinic_and_suggests_the_closest(
+    invoke: Invoke, empty_database_url: str
+) -> None:
+    env = {"SCREENING_DATABASE_URL": empty_database_url}
+    assert invoke("db", "upgrade", env=env).exit_code == 0
+    made = invoke("apikey", "create", "--create-clinic", "--clinic", "Demo clinic", env=env)
+    assert made.exit_code == 0, made.output
+    typo = invoke("apikey", "create", "--clinic", "Demo Clinic", env=env)
+    assert typo.exit_code == 2
+    assert 'no clinic is named "Demo Clinic". Did you mean "Demo clinic"?' in typo.stderr
+    assert "--create-clinic" in typo.stderr
+    assert typo.stdout == ""
+    again = invoke("apikey", "create", "--clinic", "Demo clinic", env=env)
+    assert again.exit_code == 0, again.output

@@ -29,7 +29,9 @@ def env(invoke: Invoke, empty_database_url: str) -> dict[str, str]:
     """A migrated database with one clinic (made by `apikey create`, as in the README)."""
     values = {"SCREENING_DATABASE_URL": empty_database_url, "SCREENING_DATA_KEY": DATA_KEY}
     assert invoke("db", "upgrade", env=values).exit_code == 0
-    assert invoke("apikey", "create", "--clinic", CLINIC, env=values).exit_code == 0
+    assert (
+        invoke("apikey", "create", "--create-clinic", "--clinic", CLINIC, env=values).exit_code == 0
+    )
     return values
 
 
@@ -128,7 +130,9 @@ class TestToken:
     def test_prints_a_token_that_signs_off_while_an_intake_key_gets_403(
         self, invoke: Invoke, env: dict[str, str], db: sessionmaker[Session], ruleset: Ruleset
     ) -> None:
-        intake = invoke("apikey", "create", "--clinic", CLINIC, env=env).stdout.splitlines()[-1]
+        intake = invoke(
+            "apikey", "create", "--create-clinic", "--clinic", CLINIC, env=env
+        ).stdout.splitlines()[-1]
         _create(invoke, env)
         result = invoke("user", "token", "--email", EMAIL, env=env)
         assert result.exit_code == 0, result.output
