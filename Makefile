@@ -24,13 +24,20 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-run: venv
+# Install again only when pyproject.toml changed (a stamp file), not on every `make run`.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	touch $@
+
+run: $(VENV)/.installed
 	$(BIN)/screening db upgrade
 	$(BIN)/screening serve --host $(HOST) --port $(PORT)
 
-lint: venv
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
