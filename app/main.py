@@ -22,6 +22,7 @@ from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
 from app.form import router as form_router
 from app.health import router as health_router
+from app.home import router as home_router
 from app.invitation import router as invitation_router
 from app.observability import HttpMiddleware, Metrics
 from app.review import router as review_router
@@ -168,6 +169,7 @@ def create_app(
     app.include_router(review_router.router)
     app.include_router(account_ui.router)
     app.include_router(review_ui.router)
+    app.include_router(home_router.router)
     html.install(app)
     app.add_middleware(
         HttpMiddleware,

@@ -186,3 +186,12 @@ def test_queue_screenshot_for_the_readme(ux_live: Live, browser: Browser) -> Non
     assert _axe(page) == []
     _docs_shot(page, "review-queue")
     context.close()
+
+
+def test_home_page_has_no_wcag_violations(ux_live: Live, browser: Browser) -> None:
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.goto(f"{ux_live.url}/")
+    expect(page.get_by_role("link", name="API documentation")).to_have_attribute("href", "/docs")
+    assert _axe(page) == []
+    context.close()

@@ -1,0 +1,1 @@
+"""The front page: what the service is and its three doors (API, physician review, form)."""
