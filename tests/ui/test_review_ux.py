@@ -3,9 +3,11 @@
 The detail page's first screen at 1280x800 holds the result, the flags and the sign-off form;
 a phone gets a "Sign off" link at the top; the notice after a sign-off names its screening;
 the queue finds a screening by subject or form reference and shows who signed and when.
-Screenshots for the README go to docs/screenshots/.
+Screenshots go to test-artifacts/; with SCREENING_DOCS_SCREENSHOTS=1, to docs/screenshots/
+(the README's pictures), so an ordinary run leaves the working tree clean.
 """
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,10 @@ from tests.server import running_server
 from tests.ui.test_review_ui import Live, _axe, _seed, _sign_in, browser, pytestmark
 
 __all__ = ["browser", "pytestmark"]  # the module-scoped Chromium and the skip marker, reused
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / (
+    "docs/screenshots" if os.environ.get("SCREENING_DOCS_SCREENSHOTS") else "test-artifacts"
+)
 LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 360, "height": 740}
 
@@ -44,8 +49,9 @@ def _add_concussion_case(database_url: str, ruleset: Ruleset, clinic_id: uuid.UU
 
 
 @pytest.fixture
-def ux_live(ruleset: Ruleset, tmp_path: Path) -> Iterator[Live]:
-    database_url = f"sqlite:///{tmp_path / 'ux.db'}"
+def ux_live(empty_database_url: str, ruleset: Ruleset, tmp_path: Path) -> Iterator[Live]:
+    """The seeded queue plus MRN-CONC30, served on each backend."""
+    database_url = empty_database_url
     seeded, password = _seed(database_url, ruleset)
     _add_concussion_case(database_url, ruleset, seeded.clinic_id)
     with running_server(database_url, tmp_path) as server:
