@@ -1,9 +1,7 @@
 """`screening serve`: run the API with uvicorn (never migrates; dev first-run bootstrap)."""
 
 import base64
-import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,36 +10,13 @@ import uvicorn
 from pydantic import ValidationError
 
 from app import logs
-from app.apikey import service as apikey_service
-from app.audit import service as audit_service
-from app.cli import user as user_cli
+from app.cli import firstrun
 from app.cli.db import fail, settings_or_exit
 from app.crypto import generate_key_spec
 from app.db import migrate
-from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.engine import make_engine
 from app.main import StartupError, create_app, load_checked_ruleset
 from app.settings import Environment, Settings, describe_error, load_settings
-
-DEMO_CLINIC = "Demo clinic"
-DEMO_ANSWERS = {
-    "date_of_birth": "1984-03-27",
-    "sex_at_birth": "female",
-    "conditions": ["migraine"],
-    "symptom_duration_months": 48,
-    "prior_treatments_tried": "yes",
-    "pregnant": "no",
-    "breastfeeding": "no",
-    "hypertension": "no",
-    "systolic_bp": 148,
-    "diastolic_bp": 88,
-    "concussion": "no",
-    "brain_injury": "no",
-    "intracranial_pressure": "no",
-    "heart_failure": "no",
-    "schizophrenia": "no",
-    "ketamine_before": "no",
-}
 
 
 def write_dev_secrets(settings: Settings) -> Settings:
@@ -64,36 +39,6 @@ def write_dev_secrets(settings: Settings) -> Settings:
         return load_settings()
     except ValidationError as error:
         fail(describe_error(error))
-
-
-def create_demo_key(settings: Settings, host: str, port: int) -> None:
-    """On a database without clinics, create the demo clinic and print its key and a curl."""
-    engine = make_engine(settings.database_url)
-    with session_scope(make_sessionmaker(engine)) as session:
-        created = None
-        if not apikey_service.has_clinics(session):
-            created = apikey_service.create(
-                session,
-                clinic_name=DEMO_CLINIC,
-                actor=audit_service.Actor.cli(),
-                now=datetime.now(UTC),
-            )
-            physician = user_cli.create_demo_physician(session, clinic_name=DEMO_CLINIC)
-    engine.dispose()
-    if created is None:
-        return
-    shown_host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
-    shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
-    body = json.dumps({"questionnaire": "ketamine-infusion-candidacy", "answers": DEMO_ANSWERS})
-    typer.echo(
-        f"\nCreated the demo clinic {DEMO_CLINIC!r}. Its API key (shown only this once):\n\n"
-        f"  {created.key}\n\nTry it:\n\n"
-        f"  curl -s -X POST http://{shown_host}:{port}/v1/evaluate \\\n"
-        f"    -H 'Authorization: Bearer {created.key}' \\\n"
-        f"    -H 'Content-Type: application/json' \\\n"
-        f"    -d '{body}'\n"
-    )
-    typer.echo(user_cli.sign_in_instructions(physician, f"http://{shown_host}:{port}"))
 
 
 def serve(
@@ -122,7 +67,7 @@ def serve(
     except StartupError as error:
         fail(str(error))
     if settings.environment is Environment.dev:
-        create_demo_key(settings, host, port)
+        firstrun.bootstrap(settings, application.state.keyring, host, port)
     # uvicorn's access log is off: ObservabilityMiddleware writes a PHI-free JSON line instead.
     options: dict[str, Any] = {"host": host, "port": port, "access_log": False, "log_config": None}
     if workers == 1:

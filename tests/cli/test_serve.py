@@ -66,8 +66,20 @@ def test_first_dev_run_generates_keys_and_a_working_demo_key(
             content=body.group(1),
             headers={"Authorization": f"Bearer {key.group(1)}", "Content-Type": "application/json"},
         )
-    assert response.status_code == 200
-    assert response.json()["decision"] == "needs_review"
+        assert response.status_code == 200
+        assert response.json()["decision"] == "needs_review"
+        link = re.search(
+            r"Try the patient form: http://127\.0\.0\.1:8123(/form/\S+)", result.stdout
+        )
+        assert link is not None, result.stdout
+        form = client.get(link.group(1))
+        assert form.status_code == 200
+        assert "+1 555 0100" in form.text
+    written = tmp_path / "screening-first-run.txt"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert written.read_text().strip() in result.stdout
+    assert "password:" in written.read_text()
     second = invoke("serve")
     assert second.exit_code == 0
     assert "sk_" not in second.stdout
+    assert f"are in {written}" in second.stderr
