@@ -388,7 +388,9 @@ def bench(database_url: str, args: argparse.Namespace, workdir: Path) -> bool:
         "SCREENING_LOG_LEVEL": args.log_level,
     }
     screening_cli(["db", "upgrade"], env, workdir)
-    key = screening_cli(["apikey", "create", "--clinic", "Bench clinic"], env, workdir)
+    key = screening_cli(
+        ["apikey", "create", "--create-clinic", "--clinic", "Bench clinic"], env, workdir
+    )
     key = key.strip().splitlines()[-1]
     service_port, echo_port = free_port(), free_port()
     service_log, echo_log = workdir / "service.log", workdir / "echo.log"

@@ -24,6 +24,7 @@ from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
+from app.db.models import Clinic
 from app.db.session import session_scope
 from tests.factories import AUDIT_KEY, DATA_KEY
 
@@ -71,13 +72,16 @@ def scratch_postgres(prefix: str) -> Iterator[str]:
 
 
 def migrated_with_key(database_url: str, clinic_name: str = "Server clinic") -> str:
-    """Upgrade the database to head and create a clinic with an API key; return the key."""
+    """Upgrade the database to head and create a clinic (with a phone) and an API key for it."""
     migrate.upgrade(migrate.make_config(database_url=database_url))
     engine = make_engine(database_url)
     with session_scope(make_sessionmaker(engine)) as session:
-        key = apikey_service.create(
+        created = apikey_service.create(
             session, clinic_name=clinic_name, actor=audit_service.Actor.cli(), now=datetime.now(UTC)
-        ).key
+        )
+        # A clinic needs a phone number to invite patients (the form says whom to call).
+        session.get_one(Clinic, created.clinic_id).phone = "+1 555 0100"
+        key = created.key
     engine.dispose()
     return key
 

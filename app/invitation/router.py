@@ -23,6 +23,11 @@ def _problem(status: int, slug: str, detail: str) -> dict[str, Any]:
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: _problem(401, "unauthorized", "A valid API key is required."),
     403: _problem(403, "forbidden", "This API key lacks the 'invitations:write' scope."),
+    409: _problem(
+        409,
+        "conflict",
+        "The clinic has no phone number yet: set it with `screening form configure --phone`.",
+    ),
     422: _problem(
         422, "validation-failed", "expires_at must be in the future, at most 30 days away."
     ),

@@ -24,7 +24,7 @@ from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
 from app.db.models import Clinic, Invitation
-from app.errors import NotFound, ProblemItem, ValidationFailed
+from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
 
 SCOPE = apikey_service.INVITATIONS_WRITE
 Client = apikey_service.Client
@@ -112,8 +112,15 @@ def create(
     """Store an invitation (subject encrypted, token hashed) and its audit event.
 
     Raises ValidationFailed for an expiry in the past or more than 30 days away, or an
-    unsupported language.
+    unsupported language; Conflict when the clinic has no phone number (every form page
+    tells the patient whom to call: "Contact X" without a number is no help).
     """
+    clinic = session.get_one(Clinic, clinic_id)
+    if not clinic.phone:
+        raise Conflict(
+            f"Set the clinic's phone number before inviting patients: "
+            f"screening form configure --clinic {clinic.name[:100]!r} --phone NUMBER"
+        )
     if language not in LANGUAGES:
         raise _invalid("The language is not supported.", "#/language", "bad_choice")
     expires = expires_at if expires_at is not None else now + DEFAULT_LIFETIME

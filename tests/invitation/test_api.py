@@ -2,6 +2,7 @@
 
 import hashlib
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -9,16 +10,25 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import AuditEvent, Invitation
+from app.apikey.service import CreatedKey
+from app.db.models import AuditEvent, Clinic, Invitation
 from tests.factories import KEYRING, NOW, auth, make_key
 
 BODY = {"subject": {"reference": "MRN-0042"}}
 
 
+def _phoned_key(session: Session, **options: Any) -> CreatedKey:
+    """A key of a clinic with a phone number (required to invite patients)."""
+    key = make_key(session, **options)
+    session.get_one(Clinic, key.clinic_id).phone = "+1 555 0100"
+    session.flush()
+    return key
+
+
 def test_create_returns_a_single_link_with_the_default_expiry(
     client: TestClient, session: Session
 ) -> None:
-    key = make_key(session)
+    key = _phoned_key(session)
     response = client.post("/v1/invitations", json=BODY, headers=auth(key))
     assert response.status_code == 201
     assert response.headers["cache-control"] == "no-store"
@@ -40,7 +50,7 @@ def test_create_returns_a_single_link_with_the_default_expiry(
 
 
 def test_two_invitations_get_different_tokens(client: TestClient, session: Session) -> None:
-    key = make_key(session)
+    key = _phoned_key(session)
     urls = {
         client.post("/v1/invitations", json=BODY, headers=auth(key)).json()["url"] for _ in "ab"
     }
@@ -48,7 +58,7 @@ def test_two_invitations_get_different_tokens(client: TestClient, session: Sessi
 
 
 def test_language_and_expiry_can_be_chosen(client: TestClient, session: Session) -> None:
-    key = make_key(session)
+    key = _phoned_key(session)
     expires = (NOW + timedelta(days=2)).isoformat()
     body = BODY | {"language": "es", "expires_at": expires}
     response = client.post("/v1/invitations", json=body, headers=auth(key))
@@ -71,7 +81,7 @@ def test_language_and_expiry_can_be_chosen(client: TestClient, session: Session)
 def test_invalid_requests_are_rejected_and_store_nothing(
     client: TestClient, session: Session, extra: dict[str, object]
 ) -> None:
-    key = make_key(session)
+    key = _phoned_key(session)
     response = client.post("/v1/invitations", json=BODY | extra, headers=auth(key))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -79,14 +89,14 @@ def test_invalid_requests_are_rejected_and_store_nothing(
 
 
 def test_the_invitations_scope_is_required(client: TestClient, session: Session) -> None:
-    reader = make_key(session, scopes=("screenings:read", "screenings:write"))
+    reader = _phoned_key(session, scopes=("screenings:read", "screenings:write"))
     assert client.post("/v1/invitations", json=BODY, headers=auth(reader)).status_code == 403
     assert client.post("/v1/invitations", json=BODY).status_code == 401
     assert session.scalars(select(Invitation)).all() == []
 
 
 def test_creation_is_audited_without_the_token(client: TestClient, session: Session) -> None:
-    key = make_key(session)
+    key = _phoned_key(session)
     url = client.post("/v1/invitations", json=BODY, headers=auth(key)).json()["url"]
     event = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
     assert event is not None
@@ -101,7 +111,19 @@ def test_link_uses_the_public_base_url_behind_a_proxy(app: FastAPI, session: Ses
     app.state.settings = app.state.settings.model_copy(
         update={"public_base_url": "https://intake.clinic.example/screening/"}
     )
-    key = make_key(session)
+    key = _phoned_key(session)
     with TestClient(app) as client:
         url = client.post("/v1/invitations", json=BODY, headers=auth(key)).json()["url"]
     assert url.startswith(f"https://intake.clinic.example/screening/form/{key.clinic_id}/")
+
+
+def test_a_clinic_without_a_phone_number_cannot_invite(
+    client: TestClient, session: Session
+) -> None:
+    key = make_key(session)
+    response = client.post("/v1/invitations", json=BODY, headers=auth(key))
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "screening form configure" in response.json()["detail"]
+    assert "--phone" in response.json()["detail"]
+    assert session.scalars(select(Invitation)).all() == []
