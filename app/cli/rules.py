@@ -1,16 +1,25 @@
-"""`screening rules check`: validate a rule pack and run every rule's embedded tests."""
+"""`screening rules check` and `rules diff`: validate a pack and its tests; compare two packs."""
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from app.cli.db import fail, settings_or_exit
+from app.db.engine import make_engine, make_sessionmaker
+from app.db.session import session_scope
 from app.engine import CaseReport, Ruleset, RulesetError, load_ruleset, run_tests
-from app.engine.translations import check_translations, load_translations
+from app.engine.diff import diff_rulesets
+from app.engine.translations import Catalogue, check_translations, load_translations
+from app.errors import NotFound
+from app.rulepack.service import RulesetCache, StoredRulePackError
 from app.settings import get_settings
 
-app = typer.Typer(help="Check rule packs.", no_args_is_help=True)
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+app = typer.Typer(help="Check and compare rule packs.", no_args_is_help=True)
 
 
 @app.command("check")
@@ -41,6 +50,45 @@ def check(
         typer.echo(f"TRANSLATION {line}", err=as_json)
     if not report.ok or translations:
         raise typer.Exit(1)
+
+
+@app.command("diff")
+def diff(
+    old: Annotated[str, typer.Argument(help="The earlier pack: a directory, or a stored sha256.")],
+    new: Annotated[str, typer.Argument(help="The later pack: a directory, or a stored sha256.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+) -> None:
+    """Show what changed between two rule packs: rules, thresholds, items, translations."""
+    (before, old_texts), (after, new_texts) = _pack(old), _pack(new)
+    both = old_texts is not None and new_texts is not None
+    result = diff_rulesets(
+        before,
+        after,
+        old_translations=old_texts if both else None,
+        new_translations=new_texts if both else None,
+    )
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else "\n".join(result.lines()))
+    if not both:
+        typer.echo("note: translations are compared only between two directories", err=True)
+
+
+def _pack(source: str) -> tuple[Ruleset, dict[str, Catalogue] | None]:
+    """A pack from a directory (with its translations) or from the database by sha256."""
+    if Path(source).is_dir() or not _SHA256.match(source):
+        try:
+            return load_ruleset(source), load_translations(Path(source))
+        except RulesetError as error:
+            fail(f"{source}: invalid rule pack: " + "; ".join(error.problems))
+    engine = make_engine(settings_or_exit().database_url, read_only=True)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            return RulesetCache().get(session, sha256=source.lower()), None
+    except NotFound:
+        fail(f"no rule pack with sha256 {source} is stored in this database")
+    except StoredRulePackError as error:
+        fail(str(error))
+    finally:
+        engine.dispose()
 
 
 def _summary(ruleset: Ruleset, report: CaseReport) -> str:

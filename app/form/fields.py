@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from app.engine import AnswerError
+from app.engine.conditions import NONE_OPTION, UNSURE_OPTION
 from app.engine.model import (
     ChoiceItem,
     DateItem,
@@ -20,6 +21,7 @@ from app.engine.model import (
     Item,
     MultiChoiceItem,
     YesNoItem,
+    YesNoUnsureItem,
 )
 
 READING_UNIT = "mmHg"
@@ -62,6 +64,24 @@ def choice_values(item: Item) -> tuple[str, ...]:
     if isinstance(item, ChoiceItem):
         return tuple(option.value for option in item.options)
     return ("yes", "no") if isinstance(item, YesNoItem) else ("yes", "no", "unsure")
+
+
+def exclusive_option(item: Item) -> str | None:
+    """The exclusive "None of these" value of a checklist (policy v2 section 1.2), if any.
+
+    Any multi_choice item that lists the reserved option ``none`` is a checklist: "None of
+    these" stands apart from the other options, alone. There is no special case per item.
+    """
+    if isinstance(item, MultiChoiceItem) and any(o.value == NONE_OPTION for o in item.options):
+        return NONE_OPTION
+    return None
+
+
+def unsure_option(item: Item) -> str | None:
+    """The value shown as "I'm not sure" after an "or" divider among a radio item's answers."""
+    if not isinstance(item, ChoiceItem | YesNoUnsureItem):
+        return None
+    return UNSURE_OPTION if UNSURE_OPTION in choice_values(item) else None
 
 
 def reading_items(items: tuple[Item, ...]) -> tuple[IntegerItem, ...]:
@@ -116,8 +136,15 @@ def _parse_checkboxes(item: MultiChoiceItem, form: Form, parsed: Parsed) -> None
     chosen = set(form.get(item.id) or [])
     values = [option.value for option in item.options if option.value in chosen]
     parsed.raw[item.id] = values
-    if values:
+    exclusive = exclusive_option(item)
+    if exclusive is not None and exclusive in values and len(values) > 1:
+        # Without JavaScript nothing unticks the others: the server says what to do instead.
+        parsed.errors.append(FieldError(item.id, "error.none_not_alone", item.id))
+    elif values:
         parsed.values[item.id] = values
+    elif exclusive is not None:
+        # A checklist is never left empty: "None of these" is an answer to tick (policy v2 D4).
+        parsed.errors.append(FieldError(item.id, "error.choose_some_or_none", item.id))
     elif item.required or item.min_selected:
         parsed.errors.append(FieldError(item.id, "error.choose_some", item.id))
 
@@ -184,6 +211,7 @@ _ENGINE_KEYS = {
     "future_date": "error.date_future",
     "invalid_date": "error.date_invalid",
     "empty_selection": "error.choose_some",
+    "none_not_alone": "error.none_not_alone",
 }
 
 
@@ -211,5 +239,7 @@ def translate_engine_errors(
             result.append(FieldError(item.id, "error.out_of_range", item.id, bounds))
         elif item.id in page_ids:
             key = _ENGINE_KEYS.get(error.code, "error.check")
+            if key == "error.choose_some" and exclusive_option(item) is not None:
+                key = "error.choose_some_or_none"
             result.append(FieldError(item.id, key, anchor_of(item)))
     return result

@@ -30,6 +30,7 @@ STATIC = Path(__file__).with_name("static")
 STATIC_TYPES = {
     "form.css": "text/css",
     "frame.js": "text/javascript",
+    "checkboxes.js": "text/javascript",
     "embed.js": "text/javascript",
 }
 LINK = "/{clinic_id}/{token}"

@@ -15,9 +15,16 @@ from app.engine.model import (
     Item,
     MultiChoiceItem,
     YesNoItem,
-    YesNoUnsureItem,
 )
-from app.form.fields import DATE_PARTS, READING_UNKNOWN, FieldError, choice_values, reading_items
+from app.form.fields import (
+    DATE_PARTS,
+    READING_UNKNOWN,
+    FieldError,
+    choice_values,
+    exclusive_option,
+    reading_items,
+    unsure_option,
+)
 from app.form.pages import Draft, Page, State, shown_items
 from app.form.text import Text
 
@@ -77,6 +84,7 @@ class FieldView:
     error: str | None = None
     options: list[OptionView] = field(default_factory=list)
     unsure: OptionView | None = None  # "I'm not sure", after an "or" divider
+    exclusive: OptionView | None = None  # "None of these", after an "or" divider
     is_inline: bool = False
     value: str = ""
     parts: dict[str, str] = field(default_factory=dict)
@@ -136,10 +144,15 @@ def _field(item: Item, text: Text, value: Any, error: str | None) -> FieldView:
     if isinstance(item, MultiChoiceItem):
         view.kind = "checkboxes"
         chosen = set(value or [])
-        view.options = [
+        options = [
             OptionView(_option_id(item.id, n), o.value, text.option(item, o), o.value in chosen)
             for n, o in enumerate(item.options)
         ]
+        # GOV.UK checkboxes: the conditions (and "I'm not sure about one or more of these"),
+        # then "or", then the exclusive "None of these" (data-behaviour="exclusive").
+        exclusive = exclusive_option(item)
+        view.exclusive = next((o for o in options if o.value == exclusive), None)
+        view.options = [o for o in options if o is not view.exclusive]
         view.help = view.help or text("checkboxes.hint")
     elif isinstance(item, IntegerItem):
         view.kind, view.value = "number", "" if value is None else str(value)
@@ -153,9 +166,11 @@ def _field(item: Item, text: Text, value: Any, error: str | None) -> FieldView:
             OptionView(_option_id(item.id, n), v, labels[v], v == value)
             for n, v in enumerate(choice_values(item))
         ]
-        if isinstance(item, YesNoUnsureItem):
-            view.unsure = options.pop()
-        view.options = options
+        # "I'm not sure" comes last, after "or", whether the answers are Yes / No / I'm not sure
+        # or a choice that lists "unsure" among its options (policy v2 section 1.1).
+        unsure = unsure_option(item)
+        view.unsure = next((o for o in options if o.value == unsure), None)
+        view.options = [o for o in options if o is not view.unsure]
         # Two short answers sit side by side; with "I'm not sure" they stack (GOV.UK radios).
         view.is_inline = isinstance(item, YesNoItem)
     return view
@@ -182,8 +197,9 @@ def question_page(
     errors: list[FieldError] | None = None,
 ) -> QuestionPage:
     """Build a question page from the draft, or from the raw input when it has errors."""
-    messages = {e.item: text(e.key, **e.params) for e in reversed(errors or [])}
     items = shown_items(page, state)
+    by_id = {item.id: item for item in items}
+    messages = {e.item: _message(e, by_id.get(e.item), text) for e in reversed(errors or [])}
     readings = {item.id for item in reading_items(items)}
     views = {
         item.id: _field(item, text, _current(item, draft, raw), messages.get(item.id))
@@ -207,6 +223,18 @@ def question_page(
     return QuestionPage(
         page, text.group_title(page.group), fields, reading, list(dict.fromkeys(summary))
     )
+
+
+def _message(error: FieldError, item: Item | None, text: Text) -> str:
+    # Checklist messages name the "None of these" option in the page's language, as the
+    # rule pack words it, so the message always matches the label beside the checkbox.
+    params = dict(error.params)
+    exclusive = exclusive_option(item) if item is not None else None
+    if item is not None and exclusive is not None:
+        assert isinstance(item, MultiChoiceItem)
+        option = next(o for o in item.options if o.value == exclusive)
+        params.setdefault("none", text.option(item, option))
+    return text(error.key, **params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -13,10 +14,14 @@ from app.invitation import service as invitation_service
 from app.screening import service as screening_service
 from tests.factories import KEYRING, NOW, make_key
 
+ROOT = Path(__file__).resolve().parents[2]
 PHONE = "(555) 010-2030"
 
-# What the patient enters on the female path (form values) and the answers that must be stored.
-FEMALE_ANSWERS: dict[str, Any] = {
+V1_RULES = ROOT / "rules" / "ketamine-infusion-v1"
+
+# The answers that must be stored for the female path under the v1 pack, and under the default
+# pack (policy v2): "None of these" on every checklist and "No" to the new questions.
+V1_FEMALE_ANSWERS: dict[str, Any] = {
     "date_of_birth": "1985-03-27",
     "sex_at_birth": "female",
     "conditions": ["migraine", "depression"],
@@ -35,12 +40,18 @@ FEMALE_ANSWERS: dict[str, Any] = {
     "schizophrenia": "no",
     "ketamine_before": "no",
 }
+FEMALE_ANSWERS: dict[str, Any] = V1_FEMALE_ANSWERS | {
+    "heart_brain_history": ["none"],
+    "other_medical_conditions": ["none"],
+    "psychosis_or_mania": "no",
+    "substance_use": "no",
+}
 MALE_ANSWERS = {
     key: value for key, value in FEMALE_ANSWERS.items() if key not in {"pregnant", "breastfeeding"}
 } | {"sex_at_birth": "male"}
 
 # Form fields per page, for the answers above (dates and numbers typed as a patient might).
-FEMALE_PAGES: list[tuple[str, dict[str, Any]]] = [
+_COMMON_PAGES: list[tuple[str, dict[str, Any]]] = [
     ("about_you", {"date_of_birth-month": "March", "date_of_birth-day": "27",
                    "date_of_birth-year": "1985", "sex_at_birth": "female"}),
     ("your_condition", {"conditions": ["migraine", "depression"], "symptom_duration_months": "24",
@@ -50,14 +61,32 @@ FEMALE_PAGES: list[tuple[str, dict[str, Any]]] = [
     ("blood_pressure-2", {"bp_controlled": "yes", "systolic_bp": "135/85"}),
     ("head_and_brain", {"concussion": "no"}),
     ("head_and_brain-2", {"brain_injury": "no", "intracranial_pressure": "unsure"}),
+]  # fmt: skip
+FEMALE_PAGES: list[tuple[str, dict[str, Any]]] = [
+    *_COMMON_PAGES,
+    ("heart", {"heart_failure": "no", "heart_brain_history": ["none"]}),
+    ("other_health", {"other_medical_conditions": ["none"]}),
+    ("mental_health", {"schizophrenia": "no", "psychosis_or_mania": "no", "substance_use": "no"}),
+    ("ketamine", {"ketamine_before": "no"}),
+]
+V1_FEMALE_PAGES: list[tuple[str, dict[str, Any]]] = [
+    *_COMMON_PAGES,
     ("heart_and_mind", {"heart_failure": "no", "schizophrenia": "no"}),
     ("ketamine", {"ketamine_before": "no"}),
-]  # fmt: skip
-MALE_PAGES = [
-    (page, data | ({"sex_at_birth": "male"} if page == "about_you" else {}))
-    for page, data in FEMALE_PAGES
-    if page != "pregnancy"
 ]
+
+
+def as_male(steps: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The same walk as a male patient: no pregnancy page."""
+    return [
+        (page, data | ({"sex_at_birth": "male"} if page == "about_you" else {}))
+        for page, data in steps
+        if page != "pregnancy"
+    ]
+
+
+MALE_PAGES = as_male(FEMALE_PAGES)
+V1_MALE_PAGES = as_male(V1_FEMALE_PAGES)
 
 
 def make_form_clinic(

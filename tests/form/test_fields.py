@@ -3,7 +3,13 @@
 import pytest
 
 from app.engine import Ruleset
-from app.form.fields import READING_UNKNOWN, parse_month, parse_page
+from app.form.fields import (
+    READING_UNKNOWN,
+    exclusive_option,
+    parse_month,
+    parse_page,
+    unsure_option,
+)
 
 
 @pytest.mark.parametrize(
@@ -77,3 +83,45 @@ def test_required_questions_need_an_answer_and_tampered_values_are_refused(
         "error.choose_one",
         "error.choose_one",
     ]
+
+
+@pytest.mark.parametrize(
+    ("item_id", "ticked", "values", "key"),
+    [
+        ("heart_brain_history", ["none"], ["none"], None),
+        ("heart_brain_recent", ["unsure"], ["unsure"], None),
+        ("heart_brain_history", ["unsure", "heart_attack"], ["heart_attack", "unsure"], None),
+        ("other_medical_conditions", ["none", "glaucoma"], None, "error.none_not_alone"),
+        ("heart_brain_recent", ["none", "unsure"], None, "error.none_not_alone"),
+        ("other_medical_conditions", [], None, "error.choose_some_or_none"),
+        ("heart_brain_recent", ["tia"], None, "error.choose_some_or_none"),  # not its option
+    ],
+)
+def test_checklists_take_none_alone_and_never_empty(
+    ruleset: Ruleset, item_id: str, ticked: list[str], values: list[str] | None, key: str | None
+) -> None:
+    parsed = parse_page(_items(ruleset, item_id), {item_id: ticked})
+    assert parsed.values.get(item_id) == values
+    assert [(e.item, e.key, e.anchor) for e in parsed.errors] == (
+        [(item_id, key, item_id)] if key else []
+    )
+    # What was ticked (of this item's options) is shown ticked again with the error.
+    listed = [o.value for o in _items(ruleset, item_id)[0].options]
+    assert parsed.raw[item_id] == [one for one in listed if one in ticked]
+
+
+def test_a_list_without_a_none_option_keeps_its_own_message(ruleset: Ruleset) -> None:
+    parsed = parse_page(_items(ruleset, "conditions"), {})
+    assert [e.key for e in parsed.errors] == ["error.choose_some"]
+    both = parse_page(_items(ruleset, "conditions"), {"conditions": ["other", "migraine"]})
+    assert both.values == {"conditions": ["migraine", "other"]}
+
+
+def test_only_checklists_have_an_exclusive_option_and_unsure_goes_last(ruleset: Ruleset) -> None:
+    exclusive = {i: exclusive_option(c.item) for i, c in ruleset.items.items()}
+    assert {i for i, value in exclusive.items() if value} == {
+        "heart_brain_history", "heart_brain_recent", "other_medical_conditions",
+    }  # fmt: skip
+    unsure = {i for i, c in ruleset.items.items() if unsure_option(c.item)}
+    assert {"psychosis_or_mania", "substance_use", "pregnant", "ketamine_allergy"} <= unsure
+    assert not unsure & {"sex_at_birth", "breastfeeding", "conditions", "heart_brain_history"}

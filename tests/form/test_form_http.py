@@ -106,7 +106,11 @@ def test_change_that_enables_a_question_asks_it_before_the_check_page(
         _post(client, f"{link}/q/{page}", data)
     response = _post(client, f"{link}/q/ketamine", {"ketamine_before": "yes", "change": "1"})
     assert response.headers["location"] == f"{link}/q/ketamine-2"
-    response = _post(client, f"{link}/q/ketamine-2", {"ketamine_reaction": "no", "change": "1"})
+    response = _post(
+        client,
+        f"{link}/q/ketamine-2",
+        {"ketamine_reaction": "no", "ketamine_allergy": "no", "change": "1"},
+    )
     assert response.headers["location"] == f"{link}/check"
 
 

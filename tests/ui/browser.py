@@ -56,8 +56,13 @@ class Server:
 
 
 @contextmanager
-def serve(database_url: str, host: str, log: Path) -> Iterator[Server]:
-    """Run `python -m app serve` on ``host`` against ``database_url`` until the block ends."""
+def serve(
+    database_url: str, host: str, log: Path, *, rules_dir: Path | None = None
+) -> Iterator[Server]:
+    """Run `python -m app serve` on ``host`` against ``database_url`` until the block ends.
+
+    ``rules_dir`` is the rule pack to serve (``SCREENING_RULES_DIR``); the default pack if None.
+    """
     port = free_port(host)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -69,6 +74,8 @@ def serve(database_url: str, host: str, log: Path) -> Iterator[Server]:
         "SCREENING_SECRETS_FILE": "/nonexistent/screening-secrets.env",
         "SCREENING_LOG_LEVEL": "DEBUG",
     }
+    if rules_dir is not None:
+        env["SCREENING_RULES_DIR"] = str(rules_dir)
     command = [sys.executable, "-m", "app", "serve", "--host", host, "--port", str(port)]
     with log.open("wb") as sink:
         process = subprocess.Popen(

@@ -4,7 +4,10 @@ Covers the acceptance criteria of the form issue: female and male paths, changin
 removes the pregnancy pages, submit and confirmation, the stored screening equals an API
 submission; the same with JavaScript off at 320 px, and in Spanish; embedding through
 embed.js (the iframe resizes; an unlisted origin is refused by frame-ancestors); axe-core on
-every page, errors included. Screenshots go to test-artifacts/form/.
+every page, errors included. Policy v2 (issue 12): checklists with an exclusive "None of
+these" (JavaScript unticks, the server refuses without it), their follow-ups, axe on every new
+page and error state at 320 px with and without JavaScript, and at most 4 more pages than
+under the v1 pack. Screenshots go to test-artifacts/form/.
 """
 
 import json
@@ -33,6 +36,7 @@ from tests.form.support import (
     FEMALE_PAGES,
     MALE_ANSWERS,
     MALE_PAGES,
+    V1_RULES,
     make_form_clinic,
     stored_screenings,
 )
@@ -47,6 +51,8 @@ from tests.ui.browser import (
 )
 
 FORM_HOST, CLINIC_HOST, STRANGER_HOST = "127.0.0.2", "127.0.0.1", "127.0.0.3"
+NONE_NOT_ALONE = "Select 'None of these' on its own, or untick it and select the ones that apply."
+CHOOSE_SOME_OR_NONE = "Select all that apply, or select 'None of these'."
 DECISION_WORDS = ("candidate", "needs_review", "review", "exclude", "flag", "pregnancy_or")
 
 
@@ -195,6 +201,16 @@ def test_male_path_without_javascript_at_320px(site: Site, browser: Browser) -> 
     assert page.title().startswith("Error:")
     _check(page, "nojs320-01-errors", axe=False)
     _walk(page, MALE_PAGES, "nojs320", axe=False)
+    # Without JavaScript nothing unticks "None of these": the server says what to do.
+    page.click('a[href*="/q/heart?change=1"]')
+    assert page.locator('input[name="heart_brain_history"][value="none"]').is_checked()
+    _answer(page, {"heart_brain_history": ["stroke"]})
+    assert _errors_on(page) == [NONE_NOT_ALONE]
+    assert page.locator('input[name="heart_brain_history"]:checked').count() == 2
+    _check(page, "nojs320-13-heart-none-with-others", axe=False)
+    page.uncheck('input[name="heart_brain_history"][value="stroke"]')
+    _answer(page, {})
+    assert page.url.endswith("/check")
     page.click("main form button[type=submit]")
     assert page.url.endswith("/done")
     _check(page, "nojs320-12-done", axe=False)
@@ -372,3 +388,177 @@ def test_keyboard_focus_is_visible(site: Site, browser: Browser) -> None:
     page.keyboard.press("Tab")  # the Continue button (one tab stop for the radio group)
     page.keyboard.press("Enter")
     page.wait_for_url("**/q/your_condition")
+
+
+def _without_form_scripts(page: Page) -> Page:
+    """The page exactly as a browser without JavaScript shows it, but one axe-core can check.
+
+    axe-core needs JavaScript to run. The form's CSP (``script-src 'self'``) allows no script
+    but the form's own, so blocking those leaves the server-rendered, unenhanced page.
+    """
+    page.route("**/form/static/*.js", lambda route: route.abort())
+    return page
+
+
+def _tick(page: Page, name: str, values: list[str]) -> None:
+    """Leave exactly ``values`` ticked among the checkboxes ``name`` (what a patient fixes)."""
+    for box in page.locator(f'input[type=checkbox][name="{name}"]').all():
+        if (box.get_attribute("value") in values) != box.is_checked():
+            box.click()
+
+
+def _ticked(page: Page, name: str) -> list[str]:
+    boxes = page.locator(f'input[type=checkbox][name="{name}"]:checked').all()
+    return [value for box in boxes if (value := box.get_attribute("value"))]
+
+
+def _submit(page: Page) -> None:
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+
+
+def _errors_on(page: Page) -> list[str]:
+    """The inline error messages, without their visually hidden "Error:" prefix."""
+    texts = page.locator(".error-message").all_inner_texts()
+    return [" ".join(text.split()).removeprefix("Error: ") for text in texts]
+
+
+def _exclusive_none_with_javascript(page: Page) -> None:
+    name = "heart_brain_history"
+    _tick(page, name, ["stroke", "unsure"])
+    assert _ticked(page, name) == ["stroke", "unsure"]
+    page.click('label[for="heart_brain_history-10"]')  # "None of these", by its label
+    assert _ticked(page, name) == ["none"]
+    page.check('input[name="heart_brain_history"][value="tia"]')
+    assert _ticked(page, name) == ["tia"]
+    page.focus('input[name="heart_brain_history"][value="none"]')
+    page.keyboard.press("Space")
+    assert _ticked(page, name) == ["none"]
+    page.focus('input[name="heart_brain_history"][value="unsure"]')
+    page.keyboard.press("Space")
+    assert _ticked(page, name) == ["unsure"]
+    # Unticking does nothing to the others; "heart_failure" radios are another question.
+    assert page.locator('input[name="heart_failure"]:checked').count() == 1
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+def test_new_pages_and_their_errors_pass_axe_at_320px(
+    site: Site, browser: Browser, javascript: bool
+) -> None:
+    page = _page(browser, viewport={"width": 320, "height": 640})
+    name = f"v2-{'js' if javascript else 'nojs'}-320"
+    if not javascript:
+        _without_form_scripts(page)
+    page.goto(site.invite())
+    page.click("a.button--start")
+    before = [page_id for page_id, _ in MALE_PAGES].index("heart")
+    for _, data in MALE_PAGES[:before]:
+        _answer(page, data)
+    assert page.url.endswith("/q/heart")
+    _check(page, f"{name}-01-heart")
+    _answer(page, {"heart_failure": "no"})  # the checklist left empty
+    assert _errors_on(page) == [CHOOSE_SOME_OR_NONE]
+    _check(page, f"{name}-02-heart-empty")
+    if javascript:
+        _exclusive_none_with_javascript(page)
+    else:
+        _tick(page, "heart_brain_history", ["aneurysm", "none"])
+        _submit(page)
+        assert _errors_on(page) == [NONE_NOT_ALONE]
+        assert _ticked(page, "heart_brain_history") == ["aneurysm", "none"]
+        _check(page, f"{name}-03-heart-none-with-others")
+    _tick(page, "heart_brain_history", ["stroke", "unsure"])
+    _submit(page)
+    assert page.url.endswith("/q/heart-2")
+    _check(page, f"{name}-04-heart-recent")
+    _submit(page)
+    assert _errors_on(page) == [CHOOSE_SOME_OR_NONE]
+    _check(page, f"{name}-05-heart-recent-empty")
+    _tick(page, "heart_brain_recent", ["none"])
+    _submit(page)
+    assert page.url.endswith("/q/other_health")
+    _check(page, f"{name}-06-other-health")
+    _tick(page, "other_medical_conditions", ["overactive_thyroid", "none"])
+    if javascript:  # ticking "None of these" last unticked the thyroid
+        assert _ticked(page, "other_medical_conditions") == ["none"]
+        _tick(page, "other_medical_conditions", ["overactive_thyroid"])
+    else:
+        _submit(page)
+        assert _errors_on(page) == [NONE_NOT_ALONE]
+        _check(page, f"{name}-07-other-health-none-with-others")
+        _tick(page, "other_medical_conditions", ["overactive_thyroid"])
+    _submit(page)
+    assert page.url.endswith("/q/other_health-2")
+    _check(page, f"{name}-08-thyroid")
+    _answer(page, {"thyroid_controlled": "yes"})
+    assert page.url.endswith("/q/mental_health")
+    _check(page, f"{name}-09-mental-health")
+    _submit(page)
+    assert len(_errors_on(page)) == 3
+    _check(page, f"{name}-10-mental-health-errors")
+    _answer(page, {"schizophrenia": "no", "psychosis_or_mania": "unsure", "substance_use": "no"})
+    _answer(page, {"ketamine_before": "yes"})
+    assert page.url.endswith("/q/ketamine-2")
+    _check(page, f"{name}-11-ketamine-allergy")
+    _answer(page, {"ketamine_reaction": "no", "ketamine_allergy": "no"})
+    assert page.url.endswith("/check")
+    history = page.locator(".summary-list__row", has_text="told you that you had any of these?")
+    assert history.locator(".summary-list__value").inner_text().splitlines() == [
+        "A stroke", "I'm not sure about one or more of these",
+    ]  # fmt: skip
+    _check(page, f"{name}-12-check")
+    page.click("main form button[type=submit]")
+    assert page.url.endswith("/done")
+    (stored,) = site.screenings()
+    assert stored["answers"] == MALE_ANSWERS | {
+        "heart_brain_history": ["stroke", "unsure"],
+        "heart_brain_recent": ["none"],
+        "other_medical_conditions": ["overactive_thyroid"],
+        "thyroid_controlled": "yes",
+        "psychosis_or_mania": "unsure",
+        "ketamine_before": "yes",
+        "ketamine_reaction": "no",
+        "ketamine_allergy": "no",
+    }
+
+
+NO_EVERYWHERE = ("none", "no", "male", "migraine")  # the first of these each question offers
+
+
+def _count_pages_answering_no(page: Page, invitation: str) -> list[str]:
+    """Walk the real form answering "None of these" / "No"; the question pages seen."""
+    page.goto(invitation)
+    page.click("a.button--start")
+    seen: list[str] = []
+    while "/q/" in page.url and len(seen) < 40:
+        seen.append(page.url.rsplit("/q/", 1)[1])
+        if page.locator("#date_of_birth-month").count():
+            page.fill("#date_of_birth-month", "3")
+            page.fill("#date_of_birth-day", "27")
+            page.fill("#date_of_birth-year", "1985")
+        names = page.eval_on_selector_all(
+            "main form input[type=radio], main form input[type=checkbox]",
+            "inputs => [...new Set(inputs.map(input => input.name))]",
+        )
+        for name in names:
+            offered = [f'input[name="{name}"][value="{value}"]' for value in NO_EVERYWHERE]
+            choice = next((one for one in offered if page.locator(one).count()), None)
+            if choice is not None:
+                page.check(choice)
+        _submit(page)
+        assert page.locator(".error-message").count() == 0, seen[-1]
+    assert page.url.endswith("/check"), seen
+    return seen
+
+
+def test_none_of_these_everywhere_adds_at_most_4_pages_to_the_v1_walk(
+    site: Site, browser: Browser, empty_database_url: str, tmp_path: Path
+) -> None:
+    v2_pages = _count_pages_answering_no(_page(browser), site.invite())
+    with serve(empty_database_url, FORM_HOST, tmp_path / "v1.log", rules_dir=V1_RULES) as v1:
+        v1_site = Site(v1, site.engine, site.clinic_id, site.api_key)
+        v1_pages = _count_pages_answering_no(_page(browser), v1_site.invite())
+    assert "heart_and_mind" in v1_pages
+    assert {"heart", "other_health", "mental_health"} <= set(v2_pages)
+    assert not {"heart-2", "other_health-2", "ketamine-2"} & set(v2_pages)  # no follow-ups
+    assert 0 < len(v2_pages) - len(v1_pages) <= 4, (v1_pages, v2_pages)
