@@ -41,20 +41,33 @@ class Draft:
         answers: valid answers (API JSON values) to items that apply.
         seen: items the patient has been shown and has submitted a page with.
         unknown: items answered "I don't know" (sent as unanswered: unknown to the rules).
+        confirmed_reading: an unusual blood pressure reading ("76/118") the patient confirmed
+            when the form asked them to check it (see ``app.form.reading``).
     """
 
     answers: dict[str, Any] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
+    confirmed_reading: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form stored (encrypted) on the invitation."""
-        return {"answers": self.answers, "seen": sorted(self.seen), "unknown": sorted(self.unknown)}
+        return {
+            "answers": self.answers,
+            "seen": sorted(self.seen),
+            "unknown": sorted(self.unknown),
+            "confirmed_reading": self.confirmed_reading,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Draft":
-        """Rebuild a draft from its stored JSON form."""
-        return cls(dict(data["answers"]), set(data["seen"]), set(data["unknown"]))
+        """Rebuild a draft from its stored JSON form (drafts saved before the check lack it)."""
+        return cls(
+            dict(data["answers"]),
+            set(data["seen"]),
+            set(data["unknown"]),
+            data.get("confirmed_reading"),
+        )
 
 
 def build_pages(ruleset: Ruleset) -> tuple[Page, ...]:
@@ -124,14 +137,18 @@ def apply_page(
     if errors:
         return draft, errors
     unknown = (draft.unknown - page_ids) | parsed.unknown
-    updated, _ = prune(ruleset, Draft(answers, seen, unknown), as_of=as_of)
+    confirmed = draft.confirmed_reading
+    updated, _ = prune(ruleset, Draft(answers, seen, unknown, confirmed), as_of=as_of)
     return updated, []
 
 
 def progress(pages: tuple[Page, ...], page: Page, state: State) -> tuple[int, int]:
-    """The page's section number and the number of sections that apply."""
-    groups = list(dict.fromkeys(p.group.id for p in pages if shown_items(p, state)))
-    return groups.index(page.group.id) + 1 if page.group.id in groups else 1, len(groups)
+    """The page's number among the pages the patient sees, and how many they see.
+
+    Pages, not sections: a section split over two pages must not show one number twice.
+    """
+    shown = [p.id for p in pages if shown_items(p, state)]
+    return shown.index(page.id) + 1 if page.id in shown else 1, len(shown)
 
 
 def item_states(ruleset: Ruleset, answers: dict[str, Any], *, as_of: date) -> State:
@@ -144,7 +161,8 @@ def prune(ruleset: Ruleset, draft: Draft, *, as_of: date) -> tuple[Draft, State]
     answers = drop_disabled(ruleset, draft.answers, as_of=as_of, drop_invalid=True)
     state = item_states(ruleset, answers, as_of=as_of)
     enabled = {item.id for item in ruleset.questionnaire.items if state.applies(item.id)}
-    return Draft(answers, draft.seen & enabled, draft.unknown & enabled), state
+    pruned = Draft(answers, draft.seen & enabled, draft.unknown & enabled, draft.confirmed_reading)
+    return pruned, state
 
 
 def shown_items(page: Page, state: State) -> tuple[Item, ...]:

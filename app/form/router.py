@@ -6,6 +6,7 @@ invitation. Pages send a per-clinic ``frame-ancestors`` CSP, ``Referrer-Policy: 
 and ``Cache-Control: no-store``, and load nothing from another origin.
 """
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from app.deps import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep
 from app.engine import Ruleset
 from app.errors import ValidationFailed
-from app.form import fields, pages, views
+from app.form import fields, pages, reading, views
 from app.form import service as form_service
 from app.form.pages import Draft, State
 from app.form.text import Text, pick_language
@@ -230,6 +231,7 @@ def show_start(request: Request, visit: OpenVisit, form: StateDep) -> Response:
 def _question(
     request: Request, visit: Visit, form: FormState, page: pages.Page, *, is_change: bool,
     raw: dict[str, Any] | None = None, errors: list[fields.FieldError] | None = None,
+    check: str | None = None,
 ) -> Response:  # fmt: skip
     view = views.question_page(page, form.state, form.draft, visit.text, raw=raw, errors=errors)
     previous = pages.previous_page(form.pages, page, form.state)
@@ -238,7 +240,8 @@ def _question(
     return visit.render(
         request, "question.html", title=view.title, view=view, summary=view.summary,
         back_href=visit.base + back, action=f"{visit.base}/q/{page.id}", is_change=is_change,
-        step_number=number, step_total=total,
+        step_number=number, step_total=total, check=check,
+        check_message=reading.problem(check) if check else "",
     )  # fmt: skip
 
 
@@ -274,6 +277,13 @@ def save_question(
         return _question(
             request, visit, form, page, is_change="change" in data, raw=parsed.raw, errors=errors
         )
+    check = reading.unusual(shown, draft.answers)
+    if check and check != draft.confirmed_reading and data.get(reading.CONFIRM_FIELD) != [check]:
+        return _question(
+            request, visit, form, page, is_change="change" in data, raw=parsed.raw, check=check
+        )
+    if fields.reading_items(shown):  # the page holds the reading: keep what was confirmed
+        draft = dataclasses.replace(draft, confirmed_reading=check)
     form_service.save_draft(session, keyring=keyring, invitation=visit.invitation, draft=draft)
     state = pages.item_states(ruleset, draft.answers, as_of=clock.today())
     after = FormState(form.pages, draft, state)
@@ -307,6 +317,7 @@ def submit_answers(
             session, ruleset=ruleset, keyring=keyring, invitation=visit.invitation,
             clinic=visit.clinic, answers=form.draft.answers, now=clock.now(),
             as_of=clock.today(), request_id=request_id,
+            confirmed_reading=form.draft.confirmed_reading,
         )  # fmt: skip
     except ValidationFailed:
         return visit.redirect("/check")

@@ -22,6 +22,8 @@ from app.crypto import KeyRing, field_aad
 from app.db.models import ActorType, Invitation, Source
 from app.engine import Ruleset, RulesetError
 from app.engine.translations import Catalogue, load_translations
+from app.form import reading
+from app.form.fields import reading_items
 from app.form.pages import Draft
 from app.invitation import service as invitation_service
 from app.invitation.service import ClinicInfo, LinkProblem, LinkUnavailable
@@ -105,11 +107,15 @@ def submit(
     now: datetime,
     as_of: date,
     request_id: str | None = None,
+    confirmed_reading: str | None = None,
 ) -> uuid.UUID:
     """Store the screening once for this invitation and return its id.
 
-    Raises LinkUnavailable(used) if the invitation was already submitted, and the screening
-    service's ValidationFailed if the answers are invalid (nothing is then changed).
+    When the answers hold the unusual blood pressure reading the patient confirmed
+    (``confirmed_reading``), an audit event ``form.reading_confirmed`` on the screening
+    records it for the physician. Raises LinkUnavailable(used) if the invitation was already
+    submitted, and the screening service's ValidationFailed if the answers are invalid
+    (nothing is then changed).
     """
     with session.begin_nested():
         claimed = session.execute(
@@ -139,4 +145,17 @@ def submit(
         # The answers now live only in the screening; the draft is no longer needed.
         invitation.draft_ct = None
         session.flush()
+        shown = reading.unusual(tuple(ruleset.questionnaire.items), answers)
+        if shown is not None and shown == confirmed_reading:
+            audit_service.append(
+                session,
+                action=reading.AUDIT_ACTION,
+                actor=audit_service.Actor(ActorType.invitation, str(invitation.id)),
+                clinic_id=invitation.clinic_id,
+                target_type="screening",
+                target_id=invitation.screening_id,
+                request_id=request_id,
+                # Item ids, never the numbers: patient answers live only in the screening.
+                detail={"items": [i.id for i in reading_items(tuple(ruleset.questionnaire.items))]},
+            )
     return invitation.screening_id

@@ -20,6 +20,7 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 DATE_OF_BIRTH = "date_of_birth"
 READING_UNIT = "mmHg"  # as the form does: the items in this unit are one reading (top, bottom)
 READING_QUESTION = "Most recent blood pressure reading (top/bottom)"
+READING_CONFIRMED = "the patient confirmed these numbers when the form asked them to check"
 NOT_ASKED_UNSURE = "Not asked: depends on an answer the patient was unsure about"
 NOT_ASKED_MISSING = "Not asked: depends on a question that was not answered"
 

@@ -10,14 +10,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
 from app.crypto import KeyRing
+from app.db.models import AuditEvent
 from app.engine import AnswerErrors, Ruleset, validate_answers
 from app.engine.conditions import DISABLED
 from app.engine.model import DateItem, Item, MultiChoiceItem
 from app.engine.ruleset import CompiledRule
+from app.form.reading import AUDIT_ACTION as READING_CONFIRMED_ACTION
 from app.form.views import reference_number
 from app.review import context, wording
 from app.review import service as review_service
@@ -141,6 +144,7 @@ class _Facts:
     firing: dict[str, dict[str, tuple[str, ...]]]
     not_asked: dict[str, str]
     readings: tuple[str, ...]
+    is_reading_confirmed: bool = False
 
     def say(self, item: Item, value: Any) -> str:
         """An answer in words: dates in context, "Not asked" for a question never shown."""
@@ -186,9 +190,10 @@ def _reading(facts: _Facts, flag: dict[str, Any]) -> EvidenceView:
     values = {e["item"]: e["answer"] for e in flag["evidence"]}
     is_unknown = any(values.get(i, facts.answers.get(i)) is None for i in facts.readings)
     shown = {i: facts.answers.get(i) for i in facts.readings}
-    return EvidenceView(
-        "reading", context.READING_QUESTION, context.reading(shown, facts.readings), is_unknown
-    )
+    text = context.reading(shown, facts.readings)
+    if facts.is_reading_confirmed:
+        text += f" ({context.READING_CONFIRMED})"
+    return EvidenceView("reading", context.READING_QUESTION, text, is_unknown)
 
 
 def _checklist_evidence(
@@ -289,6 +294,18 @@ def _groups(
     return tuple(groups)
 
 
+def _is_reading_confirmed(session: Session, screening_id: uuid.UUID) -> bool:
+    """Whether the patient confirmed an unusual reading when the form asked them to check."""
+    found = session.scalars(
+        select(AuditEvent.seq).where(
+            AuditEvent.target_type == "screening",
+            AuditEvent.target_id == str(screening_id),
+            AuditEvent.action == READING_CONFIRMED_ACTION,
+        )
+    ).first()
+    return found is not None
+
+
 def build(
     session: Session,
     *,
@@ -317,6 +334,7 @@ def build(
         wording.firing_options(fired, answers),
         context.not_asked(pack, states, row.as_of_date) if states else {},
         context.reading_ids(pack),
+        _is_reading_confirmed(session, row.id),
     )
     flags = [_flag(facts, flag) for flag in ordered]
     audit_service.record_screening_event(
