@@ -96,6 +96,32 @@ def set_language(session: Session, *, invitation: Invitation, language: str) -> 
         session.flush()
 
 
+def _note_confirmed_reading(
+    session: Session,
+    ruleset: Ruleset,
+    invitation: Invitation,
+    answers: dict[str, Any],
+    confirmed: str | None,
+    request_id: str | None,
+) -> None:
+    """Audit ``form.reading_confirmed`` when the answers hold the reading the patient confirmed."""
+    items = tuple(ruleset.questionnaire.items)
+    shown = reading.unusual(items, answers)
+    if shown is None or shown != confirmed:
+        return
+    audit_service.append(
+        session,
+        action=reading.AUDIT_ACTION,
+        actor=audit_service.Actor(ActorType.invitation, str(invitation.id)),
+        clinic_id=invitation.clinic_id,
+        target_type="screening",
+        target_id=invitation.screening_id,
+        request_id=request_id,
+        # Item ids, never the numbers: patient answers live only in the screening.
+        detail={"items": [item.id for item in reading_items(items)]},
+    )
+
+
 def submit(
     session: Session,
     *,
@@ -145,17 +171,7 @@ def submit(
         # The answers now live only in the screening; the draft is no longer needed.
         invitation.draft_ct = None
         session.flush()
-        shown = reading.unusual(tuple(ruleset.questionnaire.items), answers)
-        if shown is not None and shown == confirmed_reading:
-            audit_service.append(
-                session,
-                action=reading.AUDIT_ACTION,
-                actor=audit_service.Actor(ActorType.invitation, str(invitation.id)),
-                clinic_id=invitation.clinic_id,
-                target_type="screening",
-                target_id=invitation.screening_id,
-                request_id=request_id,
-                # Item ids, never the numbers: patient answers live only in the screening.
-                detail={"items": [i.id for i in reading_items(tuple(ruleset.questionnaire.items))]},
-            )
+        _note_confirmed_reading(
+            session, ruleset, invitation, answers, confirmed_reading, request_id
+        )
     return invitation.screening_id

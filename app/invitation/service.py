@@ -97,6 +97,15 @@ def _invalid(detail: str, pointer: str, code: str) -> ValidationFailed:
     return ValidationFailed(detail, errors=[ProblemItem(code, detail, pointer=pointer)])
 
 
+def _require_phone(session: Session, clinic_id: uuid.UUID) -> None:
+    clinic = session.get_one(Clinic, clinic_id)
+    if not clinic.phone:
+        raise Conflict(
+            f"Set the clinic's phone number before inviting patients: "
+            f"screening form configure --clinic {clinic.name[:100]!r} --phone NUMBER"
+        )
+
+
 def create(
     session: Session,
     *,
@@ -115,12 +124,7 @@ def create(
     unsupported language; Conflict when the clinic has no phone number (every form page
     tells the patient whom to call: "Contact X" without a number is no help).
     """
-    clinic = session.get_one(Clinic, clinic_id)
-    if not clinic.phone:
-        raise Conflict(
-            f"Set the clinic's phone number before inviting patients: "
-            f"screening form configure --clinic {clinic.name[:100]!r} --phone NUMBER"
-        )
+    _require_phone(session, clinic_id)
     if language not in LANGUAGES:
         raise _invalid("The language is not supported.", "#/language", "bad_choice")
     expires = expires_at if expires_at is not None else now + DEFAULT_LIFETIME
