@@ -54,3 +54,13 @@ def test_every_rule_and_migration_file_ships_in_the_wheel() -> None:
         p for p in (ROOT / "migrations").rglob("*") if p.suffix in {".py", ".mako"}
     ]
     assert [p.relative_to(ROOT) for p in needed if p not in shipped] == []
+
+
+def test_license_is_an_spdx_expression_so_setuptools_does_not_warn() -> None:
+    # setuptools >= 77 deprecates `license = {text = ...}` and License classifiers (it warned
+    # on every install); an SPDX string is the supported form.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "Apache-2.0"
+    assert not [c for c in project["project"].get("classifiers", []) if c.startswith("License")]
+    requires = project["build-system"]["requires"]
+    assert "setuptools>=77" in requires
