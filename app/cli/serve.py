@@ -19,7 +19,7 @@ from app.cli.db import fail, settings_or_exit
 from app.crypto import generate_key_spec
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.main import StartupError, create_app, load_checked_ruleset
 from app.settings import Environment, Settings, describe_error, load_settings
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep
+from app.context import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep, context_of
 from app.engine import Ruleset
 from app.errors import ValidationFailed
 from app.form import fields, pages, views
@@ -119,19 +119,25 @@ async def link_page(request: Request, exc: Exception) -> Response:
     """Render the friendly page of an unknown, expired or used link."""
     assert isinstance(exc, LinkPage)
     problem = exc.problem.problem.value
-    ancestors = request.app.state.settings.form_frame_ancestors
+    ancestors = context_of(request).settings.form_frame_ancestors
     return _render(
         request, "problem.html", exc.text, exc.problem.clinic, _STATUS[problem], ancestors,
         problem=problem, reference=exc.reference, title=exc.text(f"link.{problem}.title"),
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class _Catalogues:
+    """The form's message catalogues by language, loaded on first use (an app component)."""
+
+    by_language: dict[str, Any]
+
+
 def _catalogues(request: Request) -> dict[str, Any]:
-    cached: dict[str, Any] | None = getattr(request.app.state, "form_catalogues", None)
-    if cached is None:
-        cached = form_service.load_catalogues(request.app.state.settings.rules_path)
-        request.app.state.form_catalogues = cached
-    return cached
+    context = context_of(request)
+    return context.component(
+        _Catalogues, lambda: _Catalogues(form_service.load_catalogues(context.settings.rules_path))
+    ).by_language
 
 
 def _visit(*, allow_used: bool) -> Any:
@@ -157,7 +163,7 @@ def _visit(*, allow_used: bool) -> Any:
         if lang == language:
             form_service.set_language(session, invitation=invitation, language=language)
         text = Text(language, catalogues.get(language))
-        ancestors = request.app.state.settings.form_frame_ancestors
+        ancestors = context_of(request).settings.form_frame_ancestors
         return Visit(invitation, clinic, text, f"{FORM_PREFIX}/{clinic_id}/{token}", ancestors)
 
     return visit

@@ -17,7 +17,7 @@ from app.crypto import KeyRing
 from app.engine import AnswerErrors, Ruleset, validate_answers
 from app.engine.model import Item
 from app.review import service as review_service
-from app.screening import service as screening_service
+from app.screening import store
 
 _YES_NO = {"yes": "Yes", "no": "No", "unsure": "I'm not sure"}
 
@@ -180,15 +180,14 @@ def build(
         session, keyring=keyring, clinic_id=clinic_id, screening_id=screening_id
     )
     row = review_service.screening_row(session, clinic_id=clinic_id, screening_id=screening_id)
-    content = screening_service.stored_content(keyring, row)
-    result: dict[str, Any] = content["result"]  # type: ignore[assignment]
-    answers: dict[str, Any] = content["answers"]  # type: ignore[assignment]
+    content = store.ScreeningContent.decrypt(keyring, row)
+    result, answers = content.result, content.answers
     pack = review_service.rule_pack(session, sha256=row.rule_pack_sha256)
     flags = [_flag(pack, flag) for flag in review_service.ordered_flags(result["flags"])]
     audit_service.record_screening_event(
         session,
         row=row,
-        content=content,
+        target_sha256=content.digest(),
         action="screening.read",
         actor=actor,
         request_id=request_id,

@@ -6,7 +6,6 @@ the sooner they are seen (RSNA prioritized worklist). Filtering by rule uses
 ``screening_flag``, so nothing is decrypted until a page of rows is shown.
 """
 
-import json
 import math
 import uuid
 from dataclasses import dataclass
@@ -17,9 +16,10 @@ from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.crypto import KeyRing, field_aad
+from app.crypto import KeyRing
 from app.db.models import Decision, Review, Screening, ScreeningFlag
 from app.review import service as review_service
+from app.screening import store
 
 PAGE_SIZE = 20
 FLAGGED = (Decision.not_candidate, Decision.needs_review)
@@ -141,18 +141,11 @@ def list_queue(
     return QueuePage(tuple(_row(session, keyring, row) for row in rows), total, page, pages)
 
 
-def _decrypt(keyring: KeyRing, row: Screening, column: str) -> Any:
-    plaintext = keyring.decrypt(
-        row.key_id, getattr(row, column), field_aad("screening", column, row.id)
-    )
-    return json.loads(plaintext)
-
-
 def _row(session: Session, keyring: KeyRing, row: Screening) -> QueueRow:
     pack = review_service.rule_pack(session, sha256=row.rule_pack_sha256)
     titles = {rule.id: rule.title for rule in pack.rules}
-    result = _decrypt(keyring, row, "result_ct")
-    answers = _decrypt(keyring, row, "answers_ct")
+    content = store.ScreeningContent.decrypt(keyring, row)
+    result, answers = content.result, content.answers
     flags = tuple(
         FlagSummary(
             flag["rule"], titles.get(flag["rule"], flag["rule"]), flag["severity"], flag["status"]

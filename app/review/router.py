@@ -5,7 +5,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, Reviewer, SessionDep, audited
+from app.account.auth import Reviewer
+from app.audit.denials import marker as audited
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep
 from app.responses import json_response, problem_doc, problem_example
 from app.review import service as review_service
 from app.review.schemas import ReviewCreate, ReviewList, ReviewRead

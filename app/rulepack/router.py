@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.deps import ClinicClient, SessionDep
+from app.apikey.auth import ClinicClient
+from app.context import SessionDep
 from app.responses import AUTH_ERRORS, NOT_FOUND, json_response
 from app.rulepack import service as rulepack_service
-from app.screening.schemas import RulePackRead
+from app.rulepack.schemas import RulePackRead
 
 router = APIRouter(prefix="/v1")
 

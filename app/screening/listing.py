@@ -14,9 +14,9 @@ from sqlalchemy import Row, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.crypto import KeyRing, field_aad
+from app.crypto import KeyRing
 from app.db.models import Decision, Review, Screening
-from app.screening import cursor
+from app.screening import cursor, store
 from app.screening import service as screening_service
 
 MAX_PAGE = 100
@@ -92,7 +92,7 @@ def list_screenings(
     next_cursor = cursor.encode(page[-1].created_at, page[-1].id) if more else None
     # With reviewed=false no listed screening has a review: no need to look.
     unreviewed = filters.reviewed is False
-    reviews = screening_service.latest_reviews(session, [] if unreviewed else ids)
+    reviews = store.latest_reviews(session, [] if unreviewed else ids)
     items = [_result_json(keyring, row, reviews.get(row.id)) for row in page]
     return ScreeningListJson(items, next_cursor)
 
@@ -101,8 +101,7 @@ def _result_json(
     keyring: KeyRing, row: Row[uuid.UUID, datetime, str, bytes], review: dict[str, str] | None
 ) -> bytes:
     """A listed screening's JSON: its stored result bytes, with the review filled in."""
-    aad = field_aad("screening", "result_ct", row.id)
-    stored = keyring.decrypt(row.key_id, row.result_ct, aad)
+    stored = store.decrypt_bytes(keyring, row, "result_ct")
     if review is None:
         return stored  # stored with "review": null, exactly as json_response would render it
     body = json.loads(stored)

@@ -203,30 +203,6 @@ class QuestionnaireRead(ApiModel):
     groups: list[dict[str, Any]]
 
 
-class RulePackRead(ApiModel):
-    """A rule pack exactly as a stored decision used it (canonical content)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "sha256": RULESET_EXAMPLE["sha256"],
-                    "id": "ketamine-infusion",
-                    "version": "1.0.0",
-                    "loaded_at": "2026-06-01T08:00:00.000000Z",
-                    "content": {"id": "ketamine-infusion", "rules": ["..."]},
-                }
-            ]
-        }
-    )
-
-    sha256: str
-    id: str
-    version: str
-    loaded_at: datetime
-    content: dict[str, Any]
-
-
 class TracedEvidence(ApiModel):
     """An answer that decided a rule, with the question as the patient read it."""
 
