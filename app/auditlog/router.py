@@ -10,7 +10,7 @@ from app.audit.denials import marker as audited
 from app.auditlog import service as auditlog_service
 from app.auditlog.schemas import AuditEventPage
 from app.context import RequestIdDep, SessionDep
-from app.responses import AUTH_ERRORS, NOT_FOUND, json_response, problem_doc, problem_example
+from app.responses import AUTH_ERRORS, NOT_FOUND, model_response, problem_doc, problem_example
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -60,4 +60,4 @@ def list_audit_events(
         cursor=None if cursor is None else int(cursor),
         request_id=request_id,
     )
-    return json_response(page)
+    return model_response(AuditEventPage, page)

@@ -1,9 +1,10 @@
 """The rule-pack API's response body."""
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from app.audit.canonical import Timestamp
 
 
 class RulePackRead(BaseModel):
@@ -27,5 +28,5 @@ class RulePackRead(BaseModel):
     sha256: str
     id: str
     version: str
-    loaded_at: datetime
+    loaded_at: Timestamp
     content: dict[str, Any]

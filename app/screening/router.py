@@ -16,7 +16,8 @@ from app.responses import (
     AUTH_ERRORS,
     INVALID,
     NOT_FOUND,
-    json_response,
+    UNPARSABLE,
+    model_response,
     problem_doc,
     problem_example,
 )
@@ -61,7 +62,7 @@ BODY_MODELS: list[type[BaseModel]] = [EvaluateCreate, ScreeningCreate]
     response_model=EvaluationRead,
     summary="Evaluate answers (nothing stored)",
     tags=["screenings"],
-    responses=AUTH_ERRORS | INVALID,
+    responses=AUTH_ERRORS | INVALID | UNPARSABLE,
     openapi_extra={"requestBody": openapi_body(EvaluateCreate), "security": _BEARER_SECURITY},
 )
 async def evaluate_answers(request: Request) -> Response:
@@ -76,7 +77,7 @@ async def evaluate_answers(request: Request) -> Response:
         answers=body.answers,
         as_of=context.clock.today(),
     )
-    return json_response(evaluation.result)
+    return model_response(EvaluationRead, evaluation.result)
 
 
 @router.post(
@@ -95,7 +96,8 @@ async def evaluate_answers(request: Request) -> Response:
     | INVALID
     | {
         400: problem_doc(
-            "Malformed Idempotency-Key.",
+            "Malformed Idempotency-Key, or a body that cannot be parsed (invalid UTF-8, "
+            "nested too deeply).",
             problem_example(
                 400, "bad-request", "Idempotency-Key must be 1-255 printable ASCII characters."
             ),
@@ -127,7 +129,7 @@ async def create_screening(request: Request) -> Response:
     headers = {"Location": f"/v1/screenings/{created.body['id']}"} | (
         {"Idempotent-Replayed": "true"} if created.is_replay else {}
     )
-    return json_response(created.body, 201, headers)
+    return model_response(ScreeningRead, created.body, 201, headers)
 
 
 @router.get(
@@ -156,7 +158,7 @@ def get_screening(
             request_id=request_id,
         )
         etag = store.current_etag(session, clinic_id=client.clinic_id, screening_id=screening_id)
-    return json_response(body, headers={"ETag": etag})
+    return model_response(ScreeningRead, body, headers={"ETag": etag})
 
 
 @router.get(
@@ -184,7 +186,7 @@ def explain_screening(
             actor=actor_of(client),
             request_id=request_id,
         )
-    return json_response(explanation)
+    return model_response(ExplanationRead, explanation)
 
 
 @router.get(
@@ -232,7 +234,7 @@ def list_screenings(
             filters=filters,
             request_id=request_id,
         )
-    return Response(page.to_json(), media_type="application/json")
+    return model_response(ScreeningPage, {"items": page.items, "next_cursor": page.next_cursor})
 
 
 @router.get(
@@ -246,6 +248,7 @@ def get_questionnaire(
     questionnaire_id: str, _client: ClinicClient, ruleset: RulesetDep
 ) -> Response:
     """The form definition: groups and items in display order, types, options and conditions."""
-    return json_response(
-        screening_service.get_questionnaire(ruleset, questionnaire_id=questionnaire_id)
+    return model_response(
+        QuestionnaireRead,
+        screening_service.get_questionnaire(ruleset, questionnaire_id=questionnaire_id),
     )

@@ -1,10 +1,12 @@
 """Request and response bodies of the screening API, with their OpenAPI examples."""
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.audit.canonical import Timestamp
 
 QUESTIONNAIRE_ID = "ketamine-infusion-candidacy"
 RULESET_EXAMPLE: dict[str, Any] = {
@@ -140,7 +142,7 @@ class ReviewSummary(ApiModel):
     """The latest physician sign-off of a screening."""
 
     disposition: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ScreeningRead(EvaluationRead):
@@ -149,7 +151,7 @@ class ScreeningRead(EvaluationRead):
     model_config = ConfigDict(json_schema_extra={"examples": [SCREENING_EXAMPLE]})
 
     id: uuid.UUID
-    created_at: datetime
+    created_at: Timestamp
     subject: Subject
     review: ReviewSummary | None
 
