@@ -38,6 +38,8 @@ class JsonBody(Generic[Model]):
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
+    if content_type.lower() == "application/json":  # what clients send: no parsing needed
+        return True
     message = email.message.Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
