@@ -3,7 +3,8 @@
 Contracts: every function takes the caller's session and never commits. Every PHI read and
 every write records an audit event in that same transaction. Reads are always filtered by the
 caller's clinic: another clinic's screening is NotFound. Bodies are JSON-ready dicts whose
-stored plaintext is exactly what the API returns, so an idempotent replay is byte-identical.
+stored plaintext is the API's body (sent through the same response model), so an idempotent
+replay is byte-identical.
 """
 
 import json
