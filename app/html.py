@@ -25,8 +25,6 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
-from app.account import sessions
-from app.deps import PasswordChangeRequired, SignInRequired
 from app.errors import AppError
 
 _APP_DIR = Path(__file__).resolve().parent
@@ -37,6 +35,24 @@ templates = Jinja2Templates(
         _APP_DIR / "home" / "templates",
     ]
 )
+
+
+class SignInRequired(Exception):
+    """No valid browser session: the HTML handler redirects to the sign-in page.
+
+    ``had_session``: the browser sent a session cookie that is no longer valid (idle or
+    absolute timeout, signed out elsewhere), so the page can say the session has ended.
+    """
+
+    def __init__(self, *, had_session: bool = False) -> None:
+        super().__init__("sign-in required")
+        self.had_session = had_session
+
+
+class PasswordChangeRequired(Exception):
+    """Signed in with a one-time password: the HTML handler redirects to change it."""
+
+
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -237,11 +253,6 @@ def is_same_origin(request: Request) -> bool:
     if origin is None:
         return True  # older browsers and non-browser clients: the CSRF token still applies
     return urlsplit(origin).netloc == request.headers.get("host", "")
-
-
-def is_valid_form(request: Request, web_user: sessions.WebUser, csrf_token: str | None) -> bool:
-    """Same origin and this session's CSRF token: required on every signed-in form POST."""
-    return is_same_origin(request) and sessions.is_valid_csrf(web_user, csrf_token)
 
 
 def forbidden(request: Request) -> Response:

@@ -1,37 +1,40 @@
 """create_app(settings, …) factory; the lifespan loads the rule pack; mounts the routers."""
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-import anyio
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import __version__, html, logs
 from app.account import ui as account_ui
+from app.apikey.auth import KeyCache
 from app.audit import denials
-from app.audit import router as audit_router
+from app.auditlog import router as audit_router
+from app.context import AppContext, Clock, SystemClock, app_context
 from app.crypto import KeyRing, KeySpecError
 from app.db import migrate
 from app.db.engine import WalCheckpointer, make_engine, make_sessionmaker
-from app.db.session import LoopWriter, session_scope
-from app.deps import POSTGRES_WRITERS, Clock, KeyCache, SystemClock
+from app.db.unit import UnitOfWork
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
 from app.form import router as form_router
 from app.health import router as health_router
 from app.home import router as home_router
 from app.invitation import router as invitation_router
-from app.observability import HttpMiddleware, Metrics
+from app.jsonbody import body_schemas
+from app.metrics import Metrics
+from app.observability import HttpMiddleware
 from app.review import router as review_router
 from app.review import ui as review_ui
 from app.rulepack import router as rulepack_router
 from app.rulepack import service as rulepack_service
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
-from app.shortcut import Shortcuts
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,6 @@ def create_app(
     sessionmaker: sessionmaker[Session] | None = None,
     clock: Clock | None = None,
     ruleset: Ruleset | None = None,
-    shortcuts: bool = True,
 ) -> FastAPI:
     """Build the application.
 
@@ -97,8 +99,6 @@ def create_app(
             shutdown.
         clock: The time source (tests pass a fixed one).
         ruleset: An already loaded and checked rule pack; loaded in the lifespan otherwise.
-        shortcuts: Serve the hot JSON routes past FastAPI's routing for the requests they
-            admit (``app/shortcut.py``); tests turn them off to compare both paths.
 
     Raises:
         StartupError: If the data keys are missing or invalid.
@@ -106,60 +106,64 @@ def create_app(
     settings = settings or get_settings()
     keyring = load_keyring(settings)
     engine = None
-    checkpointer = None
     if sessionmaker is None:
         engine = make_engine(settings.database_url)
-        if engine.dialect.name == "sqlite":
-            checkpointer = WalCheckpointer(engine)
         sessionmaker = make_sessionmaker(engine)
-    factory = sessionmaker
-    the_clock = clock or SystemClock(settings.timezone)
+    context = AppContext(
+        settings=settings,
+        unit=UnitOfWork(sessionmaker),
+        keyring=keyring,
+        clock=clock or SystemClock(settings.timezone),
+        metrics=Metrics(),
+        schema_heads=migrate.head_revisions(migrate.make_config()),
+        components={KeyCache: KeyCache()},
+    )
+    app = FastAPI(
+        title="Candidacy screening API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan(ruleset, engine),
+        # FastAPI's native OpenTelemetry support looks up the global providers on every
+        # request (~3 µs); this service exports Prometheus metrics and JSON logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.context = context
+    install_handlers(app, observe=denials.record)
+    _mount(app)
+    app.add_middleware(HttpMiddleware, metrics=context.metrics, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _lifespan(
+    ruleset: Ruleset | None, engine: Engine | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Load and store the rule pack; own the engine (if the app made it) and the writers."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = ruleset or load_checked_ruleset(settings.rules_path)
-        with session_scope(factory) as session:
-            rulepack_service.store_rule_pack(session, ruleset=loaded, now=the_clock.now())
-        app.state.ruleset = loaded
-        if loop_writer is None:  # PostgreSQL: a limiter of this event loop (app/deps.py)
-            app.state.write_limiter = anyio.CapacityLimiter(POSTGRES_WRITERS)
+        context = app_context(app)
+        loaded = ruleset or load_checked_ruleset(context.settings.rules_path)
+        with context.unit.session() as session:
+            rulepack_service.store_rule_pack(session, ruleset=loaded, now=context.clock.now())
+        context.ruleset = loaded
+        # The app's own SQLite engine leaves WAL checkpoints to a background thread.
+        is_sqlite = engine is not None and engine.dialect.name == "sqlite"
+        checkpointer = WalCheckpointer(engine) if engine is not None and is_sqlite else None
         if checkpointer is not None:
             checkpointer.start()
         logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
         yield
-        if loop_writer is not None:
-            loop_writer.close()
+        context.unit.close()
         if checkpointer is not None:
             checkpointer.stop()
         if engine is not None:
             engine.dispose()
 
-    app = FastAPI(
-        title="Candidacy screening API",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        # FastAPI's native OpenTelemetry support looks up the global providers on every
-        # request (~3 µs); this service exports Prometheus metrics and JSON logs instead.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
-    metrics = Metrics()
-    app.state.settings = settings
-    app.state.sessionmaker = factory
-    bind = factory.kw.get("bind")
-    loop_writer = None
-    if bind is not None and bind.dialect.name == "sqlite":
-        loop_writer = LoopWriter(bind)
-    app.state.loop_writer = loop_writer
-    app.state.write_limiter = None  # set by the lifespan on PostgreSQL
-    app.state.keyring = keyring
-    app.state.clock = the_clock
-    app.state.metrics = metrics
-    app.state.key_cache = KeyCache()
-    app.state.schema_heads = migrate.head_revisions(migrate.make_config())
-    app.state.ruleset = None
-    app.state.rulesets = rulepack_service.RulesetCache()
-    install_handlers(app, observe=denials.record)
+    return lifespan
+
+
+def _mount(app: FastAPI) -> None:
+    """Include every router and page, and document the hot routes' request bodies."""
     app.include_router(screening_router.router)
     app.include_router(rulepack_router.router)
     app.include_router(audit_router.router)
@@ -171,13 +175,18 @@ def create_app(
     app.include_router(review_ui.router)
     app.include_router(home_router.router)
     html.install(app)
-    app.add_middleware(
-        HttpMiddleware,
-        metrics=metrics,
-        max_bytes=settings.max_body_bytes,
-        shortcuts=Shortcuts(app, screening_router.shortcuts()) if shortcuts else None,
-    )
-    return app
+    schemas = body_schemas(screening_router.BODY_MODELS)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = FastAPI.openapi(app)
+            document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            document["components"]["schemas"] = dict(
+                sorted(document["components"]["schemas"].items())
+            )
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_worker_app() -> FastAPI:

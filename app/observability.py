@@ -8,63 +8,18 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from fastapi import HTTPException
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import html
 from app.errors import problem_response
 from app.logs import exception_fields, log_fields
-from app.shortcut import Shortcuts
+from app.metrics import Metrics
 
 logger = logging.getLogger("app.access")
 errors_logger = logging.getLogger("app.errors")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-@dataclass
-class Metrics:
-    """The Prometheus collectors of one app (one registry per app: tests build many apps)."""
-
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        self.requests = Counter(
-            "screening_http_requests_total",
-            "HTTP requests by method, route template and status code.",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "screening_http_request_duration_seconds",
-            "HTTP request latency by method and route template.",
-            ["method", "route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=self.registry,
-        )
-        self.screenings = Counter(
-            "screening_screenings_created_total",
-            "Screenings stored, by decision.",
-            ["decision"],
-            registry=self.registry,
-        )
-        # The labelled children by (method, route, status): ``labels()`` validates and locks
-        # on every call, and the routes are a fixed set of templates.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-
-    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
-        """Count one request and record its latency."""
-        children = self._children.get((method, route, status))
-        if children is None:
-            children = (
-                self.requests.labels(method, route, str(status)),
-                self.latency.labels(method, route),
-            )
-            self._children[(method, route, status)] = children
-        children[0].inc()
-        children[1].observe(elapsed)
 
 
 def _request_id_and_length(scope: Scope) -> tuple[str, bytes | None]:
@@ -95,9 +50,6 @@ class HttpMiddleware:
 
     One JSON access line per request: request id, method, route template, status, latency
     and the clinic id the authentication dependency recorded in ``scope["state"]``.
-
-    ``shortcuts`` (``app/shortcut.py``) take the hot JSON routes' admitted requests inside
-    (3), so their responses get the same headers, limit, metrics and access line.
     """
 
     def __init__(
@@ -105,12 +57,10 @@ class HttpMiddleware:
         app: ASGIApp,
         metrics: Metrics,
         max_bytes: int,
-        shortcuts: Shortcuts | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_bytes = max_bytes
-        self.shortcuts = shortcuts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -192,10 +142,7 @@ class HttpMiddleware:
     async def _call_app(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """Run the app; on a page path, send the 500 page for an unhandled exception."""
         if not html.is_page(path):
-            if self.shortcuts is not None and self.shortcuts.wants(scope):
-                await self.shortcuts.handle(scope, receive, send, self.app)
-            else:
-                await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         is_started = False
 

@@ -1,9 +1,10 @@
 """Shared by routers: one-step JSON responses and the documented problem responses."""
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Response
+from pydantic import BaseModel
 
 from app.errors import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
 
@@ -62,10 +63,41 @@ INVALID: dict[int | str, dict[str, Any]] = {
 }
 
 
-def json_response(
-    body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+UNPARSABLE: dict[int | str, dict[str, Any]] = {
+    400: problem_doc(
+        "A body that cannot be parsed (invalid UTF-8, nested too deeply).",
+        problem_example(400, "bad-request", "There was an error parsing the body"),
+    )
+}
+MALFORMED_PATH: dict[int | str, dict[str, Any]] = {
+    422: problem_doc(
+        "A malformed path parameter.",
+        problem_example(
+            422,
+            "validation-failed",
+            "The request is not valid; see errors.",
+            errors=[
+                {
+                    "code": "string_pattern_mismatch",
+                    "parameter": "sha256",
+                    "message": "String should match pattern '^[0-9a-fA-F]{64}$'",
+                }
+            ],
+        ),
+    )
+}
+
+
+def model_response(
+    model: type[BaseModel],
+    body: Mapping[str, Any],
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """Serialise a JSON-ready dict once, straight to bytes (no response-model round trip)."""
-    # One serialisation step: the service's JSON-ready dict goes straight to bytes.
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialise a service's JSON-ready body through the route's declared response model.
+
+    The body is validated by ``model`` (a body the model does not describe is a server
+    error, never sent) and dumped by it; members the service left out stay out.
+    """
+    content = model.model_validate(body).model_dump_json(exclude_unset=True)
     return Response(content, status_code, headers, media_type="application/json")

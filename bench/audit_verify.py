@@ -29,6 +29,7 @@ from app.audit.service import HASHED_COLUMNS, hashed_fields
 from app.db import migrate
 from app.db.engine import make_engine
 from app.db.models import AuditEvent, AuditHead, Clinic, RulePack, Screening
+from app.screening import store
 
 KEY_SPEC = "bench:" + base64.b64encode(bytes(32)).decode()
 KEYRING = crypto.KeyRing.parse(KEY_SPEC)
@@ -135,7 +136,9 @@ def run(url: str, events: int, per_screening: int, workers: list[int]) -> None:
         # What `screening audit verify --workers N` runs: read-only engine, N processes
         # verifying seq ranges (N = 1: one sequential walk).
         began = time.perf_counter()
-        report = audit_parallel.verify_chain_parallel(url, key_spec=KEY_SPEC, workers=count)
+        report = audit_parallel.verify_chain_parallel(
+            url, key_spec=KEY_SPEC, content_digest=store.content_digest, workers=count
+        )
         elapsed = time.perf_counter() - began
         assert report.ok, report.problem
         print(

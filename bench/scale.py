@@ -47,7 +47,7 @@ from app.crypto import KeyRing, field_aad, generate_key_spec
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Review, Screening, ScreeningFlag
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import evaluate, load_ruleset, validate_answers
 from app.rulepack import service as rulepack_service
 from app.screening import listing

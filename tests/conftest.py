@@ -25,6 +25,7 @@ from app.engine import Ruleset
 from app.main import create_app, load_checked_ruleset
 from app.settings import Settings, default_rules_path
 from tests.factories import AUDIT_KEY, DATA_KEY, FixedClock
+from tests.openapi_check import ResponseCheck
 
 POSTGRES_URL = os.environ.get("SCREENING_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("SCREENING_TEST_REQUIRE_POSTGRES") == "1"
@@ -142,4 +143,5 @@ def app(
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as client:
+        client.event_hooks["response"].append(ResponseCheck(app))  # tests/openapi_check.py
         yield client

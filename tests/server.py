@@ -25,7 +25,7 @@ from app.audit import service as audit_service
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Clinic
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from tests.factories import AUDIT_KEY, DATA_KEY
 
 POSTGRES_URL = os.environ.get("SCREENING_TEST_POSTGRES_URL", "")

@@ -27,7 +27,7 @@ from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Role
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from tests.factories import CANDIDATE_ANSWERS, DATA_KEY, NEEDS_REVIEW_ANSWERS
 from tests.form.support import MALE_PAGES
 from tests.server import Server, migrated_with_key, running_server, server_env

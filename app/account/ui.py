@@ -7,14 +7,14 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.account import sessions
+from app.account.auth import SignedInDep, is_valid_form, session_cookie
 from app.account.schemas import ChangePasswordForm, SignInForm, SignOutForm
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, SessionDep, SignedInDep, session_cookie
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep
 from app.errors import ValidationFailed
 from app.html import (
     CHANGE_PASSWORD_PATH,
     forbidden,
     is_same_origin,
-    is_valid_form,
     render,
     safe_next,
 )

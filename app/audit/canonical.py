@@ -21,7 +21,9 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import PlainSerializer, WithJsonSchema
 
 __all__ = [
     "GENESIS_HASH",
@@ -49,6 +51,14 @@ def format_datetime(value: datetime) -> str:
         value = value.astimezone(UTC)
     # isoformat is C-fast; hashing a million events formats a million datetimes.
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(format_datetime, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""An aware datetime that API models serialise as canonical UTC ``...ffffffZ`` (as stored)."""
 
 
 def _default(value: object) -> str:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from app.audit import service as audit_service
+from app.context import context_of
 from app.db.models import ActorType, AuditOutcome
 
 __all__ = ["EXTENSION", "Caller", "marker", "outcome_of", "record", "remember"]
@@ -104,7 +105,7 @@ async def record(request: Request, status: int, problem: str, codes: Sequence[st
     try:
         await run_in_threadpool(
             audit_service.append_separately,
-            request.app.state.sessionmaker,
+            context_of(request).unit,
             action=audited["action"],
             actor=_UNKNOWN if caller is None else caller.actor,
             clinic_id=None if caller is None else caller.clinic_id,

@@ -8,9 +8,11 @@ processes (each with its own read-only connection) make it scale with cores.
 """
 
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
+from typing import Any, cast
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -24,22 +26,31 @@ from app.db.models import AuditEvent, AuditHead
 __all__ = ["RANGE_SIZE", "verify_chain_parallel"]
 
 RANGE_SIZE = 50_000
+ContentDigest = Callable[[crypto.KeyRing, Any], str]
+"""``app.screening.store.content_digest``: a stored screening's digest, with a key ring."""
 _worker: dict[str, object] = {}
 
 
-def _init_worker(database_url: str, key_spec: str | None) -> None:
+def _init_worker(database_url: str, key_spec: str | None, content_digest: ContentDigest) -> None:
     _worker["engine"] = make_engine(database_url, read_only=True)
-    _worker["keyring"] = None if key_spec is None else crypto.KeyRing.parse(key_spec)
+    _worker["screenings"] = _screenings(key_spec, content_digest)
+
+
+def _screenings(
+    key_spec: str | None, content_digest: ContentDigest
+) -> verify.ScreeningDigest | None:
+    if key_spec is None:
+        return None
+    return partial(content_digest, crypto.KeyRing.parse(key_spec))
 
 
 def _verify_range(first: int, last: int, checkpoint: Checkpoint | None) -> verify.RangeReport:
     engine = _worker["engine"]
-    keyring = _worker["keyring"]
+    screenings = cast(verify.ScreeningDigest | None, _worker["screenings"])
     assert isinstance(engine, Engine)
-    assert keyring is None or isinstance(keyring, crypto.KeyRing)
     with make_sessionmaker(engine)() as session:
         return verify.verify_range(
-            session, keyring=keyring, first=first, last=last, checkpoint=checkpoint
+            session, screenings=screenings, first=first, last=last, checkpoint=checkpoint
         )
 
 
@@ -52,6 +63,7 @@ def verify_chain_parallel(
     database_url: str,
     *,
     key_spec: str | None,
+    content_digest: ContentDigest,
     workers: int,
     checkpoint: Checkpoint | None = None,
     checkpoint_key: bytes | None = None,
@@ -61,8 +73,10 @@ def verify_chain_parallel(
     """Verify the chain like :func:`verify.verify_chain`, ``workers`` ranges at a time.
 
     ``key_spec`` is the ``SCREENING_DATA_KEY`` value (a key ring cannot be pickled); ``None``
-    skips the screening digests. The head, the tail and the checkpoint are checked here, in
-    one read-only session, after the ranges; the report matches a sequential verification.
+    skips the screening digests. ``content_digest`` (``app.screening.store.content_digest``,
+    picklable) recomputes a stored screening's digest with the key ring. The head, the tail
+    and the checkpoint are checked here, in one read-only session, after the ranges; the
+    report matches a sequential verification.
     A chain of at most two ranges, or ``workers`` < 2, is verified in this process.
     """
     engine = make_engine(database_url, read_only=True)
@@ -72,10 +86,9 @@ def verify_chain_parallel(
                 select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
             ).one()
             if workers < 2 or head_seq <= 2 * range_size:
-                keyring = None if key_spec is None else crypto.KeyRing.parse(key_spec)
                 return verify.verify_chain(
                     session,
-                    keyring=keyring,
+                    screenings=_screenings(key_spec, content_digest),
                     checkpoint=checkpoint,
                     checkpoint_key=checkpoint_key,
                     progress=progress,
@@ -83,7 +96,14 @@ def verify_chain_parallel(
             # The ends of the chain (head, truncation, checkpoint, events beyond the head)
             # are checked by the sequential code over an empty walk from the last range.
             tail = _verified_ranges(
-                session, database_url, key_spec, workers, checkpoint, head_seq, range_size, progress
+                session,
+                database_url,
+                (key_spec, content_digest),
+                workers,
+                checkpoint,
+                head_seq,
+                range_size,
+                progress,
             )
             report = verify.verify_tail(
                 session,
@@ -114,7 +134,7 @@ def _gap(session: Session, report: verify.RangeReport, head_seq: int) -> verify.
 def _verified_ranges(
     session: Session,
     database_url: str,
-    key_spec: str | None,
+    keys: tuple[str | None, ContentDigest],
     workers: int,
     checkpoint: Checkpoint | None,
     head_seq: int,
@@ -126,7 +146,7 @@ def _verified_ranges(
     checked = 0
     last = verify.RangeReport(0, 0, 0, None, None, canonical.GENESIS_HASH, 0)
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(database_url, key_spec)
+        workers, mp_context=context, initializer=_init_worker, initargs=(database_url, *keys)
     ) as pool:
         futures = [pool.submit(_verify_range, a, b, checkpoint) for a, b in ranges]
         try:

@@ -21,30 +21,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Table, bindparam, insert, update
+from sqlalchemy.orm import Session
 
 from app.audit import canonical
 from app.db.models import ActorType, AuditEvent, AuditHead, AuditOutcome, Screening
-from app.db.prepared import Prepared, pipeline_to_commit
-from app.db.session import session_scope
-from app.errors import NotFound
+from app.db.prepared import Prepared
+from app.db.unit import UnitOfWork, pipeline_to_commit
 
 __all__ = [
     "HASHED_COLUMNS",
-    "MAX_PAGE_SIZE",
     "TARGET_PATTERN",
     "Actor",
     "Appended",
     "AuditChainError",
-    "EventPage",
     "append",
     "append_separately",
-    "event_dict",
     "hashed_fields",
-    "list_events",
     "parse_target",
-    "read_events",
 ]
 
 # Every column the event hash covers, in the order verify selects them (hash excluded;
@@ -64,7 +58,6 @@ HASHED_COLUMNS = (
     "ruleset_sha256",
     "detail",
 )
-MAX_PAGE_SIZE = 500
 # ``<type>:<id>`` or a bare id, as ``GET /v1/audit/events?target=`` takes it. Ids only: never
 # anything a caller could smuggle PHI through.
 TARGET_PATTERN = r"^(?:[a-z][a-z_]{0,31}:)?[A-Za-z0-9._-]{1,64}$"
@@ -117,14 +110,6 @@ class Appended(NamedTuple):
     hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    """One page of audit events, oldest first, and the cursor of the next page."""
-
-    events: Sequence[AuditEvent]
-    next_cursor: int | None
-
-
 def hashed_fields(values: Sequence[Any]) -> dict[str, Any]:
     """Map values given in :data:`HASHED_COLUMNS` order to the dict the chain hash covers.
 
@@ -169,32 +154,23 @@ def append(
         clinic_id: The clinic the event belongs to (``None`` for global events).
         target_type: What was acted on (``"screening"``, ``"rule_pack"``, ...).
         target_id: Its id.
-        target_sha256: Digest of the target's stored plaintext content (for a screening,
-            ``canonical.screening_content_digest(...)``); verified by ``audit verify``.
+        target_sha256: Digest of the target's stored plaintext content (a screening's
+            ``ScreeningContent.digest``); verified by ``audit verify``.
         outcome: ``success``, ``denied``, ``failed``, ``not_found`` or ``invalid``.
         request_id: The HTTP request id, if any.
         ruleset_sha256: The rule pack in force.
         detail: Small JSON object of ids, counts and codes. Never PHI.
 
     Returns:
-        The event's ``seq`` and ``hash``. It is written with prepared statements on the
-        session's connection (``app.db.prepared``), not through the unit of work: the ORM
-        path (object state, autoflush, per-statement bookkeeping) was most of a screening
-        write's cost (bench/README.md).
+        The event's ``seq`` and ``hash``, written with prepared statements (``app.db.prepared``):
+        the ORM path was most of a screening write's cost (bench/README.md).
 
     Raises:
         AuditChainError: If the ``audit_head`` row is missing.
         TypeError: If ``detail`` has no canonical JSON form.
     """
-    if isinstance(db, Session):
-        db.flush()  # the caller's pending rows first, so the head is locked as late as possible
-        connection = db.connection()
-    else:
-        connection = db
-    head = _NEXT_SEQ.execute(connection, {"head_id": _HEAD_ID})
-    if head is None:
-        raise AuditChainError("audit_head row missing: run `screening db upgrade`")
-    seq, prev_hash = head
+    connection = _connection_after_flush(db)
+    seq, prev_hash = _lock_head(connection)
     pipeline_to_commit(connection)  # the chain head is locked: the rest in one round trip
     values: dict[str, Any] = {
         "seq": seq,
@@ -211,52 +187,41 @@ def append(
         "ruleset_sha256": ruleset_sha256,
         "detail": _jsonable_detail(detail),  # keys checked here; the rest are scalars
     }
+    return _chain(connection, values, prev_hash)
+
+
+def _lock_head(connection: Connection) -> tuple[int, str]:
+    """Take the next seq and the previous hash, locking the chain head until commit."""
+    head = _NEXT_SEQ.execute(connection, {"head_id": _HEAD_ID})
+    if head is None:
+        raise AuditChainError("audit_head row missing: run `screening db upgrade`")
+    return head[0], head[1]
+
+
+def _connection_after_flush(db: Session | Connection) -> Connection:
+    """The connection of ``db``; a session's pending rows flushed first (lock the head late)."""
+    if isinstance(db, Session):
+        db.flush()
+        return db.connection()
+    return db
+
+
+def _chain(connection: Connection, values: dict[str, Any], prev_hash: str) -> Appended:
+    """Hash the event onto ``prev_hash``, insert it and move the head to it."""
     fields = hashed_fields([values[name] for name in HASHED_COLUMNS])
     event_hash = canonical.chain_hash(prev_hash, fields, checked=False)
     _INSERT_EVENT.execute(connection, values | {"prev_hash": prev_hash, "hash": event_hash})
     _SET_HEAD_HASH.execute(connection, {"head_id": _HEAD_ID, "head_hash": event_hash})
-    return Appended(seq, event_hash)
+    return Appended(values["seq"], event_hash)
 
 
-def list_events(
-    session: Session,
-    *,
-    clinic_id: uuid.UUID,
-    target: str | None = None,
-    limit: int = 100,
-    cursor: int | None = None,
-) -> EventPage:
-    """Return one clinic's audit events, oldest first, with keyset pagination on ``seq``.
-
-    Args:
-        session: Any session.
-        clinic_id: Only this clinic's events are visible.
-        target: ``"<type>/<id>"`` (for example ``"screening/<uuid>"``) or a bare target id.
-        limit: Page size, clamped to ``1..MAX_PAGE_SIZE``.
-        cursor: The ``next_cursor`` of the previous page (events after that seq).
-    """
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
-    query = select(AuditEvent).where(AuditEvent.clinic_id == clinic_id)
-    if target is not None:
-        target_type, sep, target_id = target.rpartition("/")
-        query = query.where(AuditEvent.target_id == target_id)
-        if sep:
-            query = query.where(AuditEvent.target_type == target_type)
-    if cursor is not None:
-        query = query.where(AuditEvent.seq > cursor)
-    events = list(session.scalars(query.order_by(AuditEvent.seq).limit(limit + 1)))
-    has_more = len(events) > limit
-    events = events[:limit]
-    return EventPage(events=events, next_cursor=events[-1].seq if has_more else None)
-
-
-def append_separately(factory: sessionmaker[Session], **fields: Any) -> Appended:
+def append_separately(unit: UnitOfWork, **fields: Any) -> Appended:
     """Append one event in its own short transaction, committed before returning.
 
     For denied and failed requests: their own transaction has rolled back, so the event
     cannot ride on it. ``fields`` are the keyword arguments of :func:`append`.
     """
-    with session_scope(factory) as session:
+    with unit.session() as session:
         return append(session, **fields)
 
 
@@ -272,86 +237,11 @@ def parse_target(target: str) -> tuple[str | None, str]:
     return target_type or None, target_id
 
 
-def event_dict(event: AuditEvent) -> dict[str, Any]:
-    """The JSON form of an event in ``GET /v1/audit/events`` (every hashed field but clinic)."""
-    return {
-        "seq": event.seq,
-        "occurred_at": canonical.format_datetime(event.occurred_at),
-        "actor_type": str(event.actor_type),
-        "actor_id": event.actor_id,
-        "action": event.action,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "target_sha256": event.target_sha256,
-        "outcome": str(event.outcome),
-        "request_id": event.request_id,
-        "ruleset_sha256": event.ruleset_sha256,
-        "detail": event.detail,
-        "hash": event.hash,
-        "prev_hash": event.prev_hash,
-    }
-
-
-def read_events(
-    session: Session,
-    *,
-    clinic_id: uuid.UUID,
-    actor: Actor,
-    target: str | None = None,
-    limit: int = 100,
-    cursor: int | None = None,
-    request_id: str | None = None,
-) -> dict[str, Any]:
-    """Return ``{"items", "next_cursor"}`` of the clinic's own events; audit the read.
-
-    Records ``audit.listed`` naming the filter's target (so a screening's trail shows who read
-    it). A ``screening:<id>`` target that is not one of the clinic's screenings is NotFound,
-    exactly like ``GET /v1/screenings/{id}``.
-
-    Raises:
-        NotFound: For another clinic's (or no) screening.
-        ValueError: If ``target`` does not match :data:`TARGET_PATTERN` (the router checks).
-    """
-    target_type, target_id = (None, None) if target is None else parse_target(target)
-    if target_type == "screening" and not _is_clinics_screening(session, clinic_id, target_id):
-        raise NotFound("No screening with this id.")
-    wanted = None if target_id is None else f"{target_type or ''}/{target_id}".lstrip("/")
-    page = list_events(session, clinic_id=clinic_id, target=wanted, limit=limit, cursor=cursor)
-    items = [event_dict(event) for event in page.events]
-    append(
-        session,
-        action="audit.listed",
-        actor=actor,
-        clinic_id=clinic_id,
-        target_type=target_type,
-        target_id=target_id,
-        request_id=request_id,
-        detail={
-            "count": len(items),
-            "first_seq": items[0]["seq"] if items else None,
-            "last_seq": items[-1]["seq"] if items else None,
-        },
-    )
-    next_cursor = None if page.next_cursor is None else str(page.next_cursor)
-    return {"items": items, "next_cursor": next_cursor}
-
-
-def _is_clinics_screening(session: Session, clinic_id: uuid.UUID, target_id: str | None) -> bool:
-    try:
-        screening_id = uuid.UUID(target_id or "")
-    except ValueError:
-        return False
-    found = session.scalar(
-        select(Screening.id).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
-    )
-    return found is not None
-
-
 def record_screening_event(
     session: Session,
     *,
     row: Screening,
-    content: dict[str, Any],
+    target_sha256: str,
     action: str,
     actor: Actor,
     request_id: str | None,
@@ -359,9 +249,9 @@ def record_screening_event(
 ) -> None:
     """Append an event about one screening: its clinic, id, rule pack and content digest.
 
-    ``content`` is the screening's decrypted stored content
-    (``screening_service.stored_content``): the digest names exactly what was read or
-    changed without putting any of it in the trail.
+    ``target_sha256`` is the digest of its decrypted stored content
+    (``ScreeningContent.digest`` in ``app/screening/store.py``): it names exactly what was
+    read or changed without putting any of it in the trail.
     """
     append(
         session,
@@ -370,7 +260,7 @@ def record_screening_event(
         clinic_id=row.clinic_id,
         target_type="screening",
         target_id=row.id,
-        target_sha256=canonical.digest(content),
+        target_sha256=target_sha256,
         request_id=request_id,
         ruleset_sha256=row.rule_pack_sha256,
         detail=detail,

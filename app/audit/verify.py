@@ -17,12 +17,10 @@ Events are streamed in keyset batches of ``BATCH_SIZE`` so memory stays flat, an
 are decrypted once per batch, not once per event.
 """
 
-import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import ColumnElement, Enum, String, cast, func, literal, select, type_coerce
 from sqlalchemy.orm import Session
@@ -37,9 +35,8 @@ __all__ = [
     "BATCH_SIZE",
     "Progress",
     "RangeReport",
-    "StoredScreening",
+    "ScreeningDigest",
     "VerifyReport",
-    "screening_digest",
     "verify_chain",
     "verify_range",
     "verify_tail",
@@ -77,29 +74,6 @@ class VerifyReport:
         return asdict(self)
 
 
-class StoredScreening(Protocol):
-    """The stored columns of a screening that its content digest covers."""
-
-    @property
-    def id(self) -> uuid.UUID: ...  # noqa: D102
-    @property
-    def clinic_id(self) -> uuid.UUID: ...  # noqa: D102
-    @property
-    def as_of_date(self) -> date: ...  # noqa: D102
-    @property
-    def decision(self) -> str: ...  # noqa: D102
-    @property
-    def rule_pack_sha256(self) -> str: ...  # noqa: D102
-    @property
-    def key_id(self) -> str: ...  # noqa: D102
-    @property
-    def subject_ct(self) -> bytes: ...  # noqa: D102
-    @property
-    def answers_ct(self) -> bytes: ...  # noqa: D102
-    @property
-    def result_ct(self) -> bytes: ...  # noqa: D102
-
-
 _STORED_COLUMNS = (
     Screening.id,
     Screening.clinic_id,
@@ -113,40 +87,17 @@ _STORED_COLUMNS = (
 )
 
 
-def screening_digest(screening: StoredScreening, keyring: crypto.KeyRing) -> str:
-    """Decrypt a stored screening (an ORM object or a row) and return its content digest.
-
-    Raises:
-        crypto.DecryptError: If any of its ciphertexts does not authenticate.
-        ValueError: If a decrypted value is not JSON.
-    """
-    values = {
-        column: json.loads(
-            keyring.decrypt(
-                screening.key_id,
-                bytes(getattr(screening, column)),
-                crypto.field_aad("screening", column, screening.id),
-            )
-        )
-        for column in ("subject_ct", "answers_ct", "result_ct")
-    }
-    return canonical.screening_content_digest(
-        clinic_id=screening.clinic_id,
-        as_of=screening.as_of_date,
-        decision=screening.decision,
-        rule_pack_sha256=screening.rule_pack_sha256,
-        subject=values["subject_ct"],
-        answers=values["answers_ct"],
-        result=values["result_ct"],
-    )
+ScreeningDigest = Callable[[Any], str]
+"""A stored screening row's content digest: ``app.screening.store.content_digest`` with a key
+ring, passed in (audit sits below screening). Raises crypto.DecryptError, or ValueError."""
 
 
 class _ScreeningDigests:
     """Digests (or the reason there is none) of screenings, loaded a batch at a time."""
 
-    def __init__(self, session: Session, keyring: crypto.KeyRing) -> None:
+    def __init__(self, session: Session, digest: ScreeningDigest) -> None:
         self._session = session
-        self._keyring = keyring
+        self._digest_of = digest
         self._cache: dict[str, str] = {}
         self.checked = 0
 
@@ -169,10 +120,10 @@ class _ScreeningDigests:
         for target_id in wanted.values():
             self._cache[target_id] = "!referenced screening is missing (deleted?)"
 
-    def _digest(self, screening: StoredScreening) -> str:
+    def _digest(self, screening: Any) -> str:
         self.checked += 1
         try:
-            return screening_digest(screening, self._keyring)
+            return self._digest_of(screening)
         except crypto.DecryptError:
             return "!stored screening ciphertext does not decrypt (altered, moved or key missing)"
         except ValueError:
@@ -332,7 +283,7 @@ class RangeReport:
 def verify_range(
     session: Session,
     *,
-    keyring: crypto.KeyRing | None,
+    screenings: ScreeningDigest | None,
     first: int,
     last: int,
     checkpoint: Checkpoint | None = None,
@@ -349,7 +300,7 @@ def verify_range(
     seed = canonical.GENESIS_HASH
     if first > 1:
         seed = session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == first - 1)) or ""
-    digests = None if keyring is None else _ScreeningDigests(session, keyring)
+    digests = None if screenings is None else _ScreeningDigests(session, screenings)
     walker = _Walker(digests, checkpoint, last_seq=first - 1, last_hash=seed)
     bad: tuple[int | None, str | None] = (None, None)
     try:
@@ -402,7 +353,7 @@ def verify_tail(
 def verify_chain(
     session: Session,
     *,
-    keyring: crypto.KeyRing | None,
+    screenings: ScreeningDigest | None,
     checkpoint: Checkpoint | None = None,
     checkpoint_key: bytes | None = None,
     progress: Progress | None = None,
@@ -412,7 +363,7 @@ def verify_chain(
 
     Args:
         session: A session; only read.
-        keyring: Decrypts screenings to recompute their digests; ``None`` skips that check.
+        screenings: Recomputes a stored screening's digest; ``None`` skips that check.
         checkpoint: A signed checkpoint the chain must still contain.
         checkpoint_key: The HMAC key the checkpoint must verify under (required with it).
         progress: Called after each batch with ``(checked, expected)``.
@@ -424,7 +375,7 @@ def verify_chain(
     head_seq, head_hash = session.execute(
         select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
     ).one()
-    digests = None if keyring is None else _ScreeningDigests(session, keyring)
+    digests = None if screenings is None else _ScreeningDigests(session, screenings)
     walker = _Walker(digests, checkpoint)
     result: dict[str, Any] = {"head_seq": head_seq}
     if checkpoint is not None:

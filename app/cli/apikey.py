@@ -10,7 +10,7 @@ from app.audit import service as audit_service
 from app.cli.db import fail, settings_or_exit
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.errors import ValidationFailed
 
 _SCOPE_LIST = ", ".join(apikey_service.SCOPES)

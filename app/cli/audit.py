@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.audit import checkpoint as audit_checkpoint
 from app.audit import parallel as audit_parallel
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
+from app.screening import store
 from app.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -83,6 +84,7 @@ def verify(
     report = audit_parallel.verify_chain_parallel(
         settings.database_url,
         key_spec=None if settings.data_keys is None else settings.data_keys.get_secret_value(),
+        content_digest=store.content_digest,
         workers=workers,
         checkpoint=cp,
         checkpoint_key=key,

@@ -19,7 +19,7 @@ from app.audit import service as audit_service
 from app.cli import user as user_cli
 from app.crypto import KeyRing
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.invitation import service as invitation_service
 from app.settings import Settings
 

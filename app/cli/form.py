@@ -8,7 +8,7 @@ import typer
 from app.audit import service as audit_service
 from app.cli.db import settings_or_exit
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.errors import NotFound, ValidationFailed
 from app.invitation import service as invitation_service
 

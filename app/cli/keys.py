@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import crypto
 from app.datakey import service as datakey_service
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.settings import get_settings
 
 app = typer.Typer(help="Manage the data encryption keys.", no_args_is_help=True)

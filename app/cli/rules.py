@@ -9,7 +9,7 @@ import typer
 
 from app.cli.db import fail, settings_or_exit
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import CaseReport, Ruleset, RulesetError, load_ruleset, run_tests
 from app.engine.diff import diff_rulesets
 from app.engine.translations import Catalogue, check_translations, load_translations

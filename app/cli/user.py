@@ -17,7 +17,7 @@ from app.crypto import KeyRing, KeySpecError
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Role
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.errors import AppError
 
 app = typer.Typer(help="Physician and admin accounts.", no_args_is_help=True)

@@ -109,6 +109,13 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
         if read_only:
             connect_args.setdefault("options", "-c default_transaction_read_only=on")
         return create_engine(url, connect_args=connect_args, **kwargs)
+    return _sqlite_engine(url, read_only, connect_args, kwargs)
+
+
+def _sqlite_engine(
+    url: str, read_only: bool, connect_args: dict[str, Any], kwargs: dict[str, Any]
+) -> Engine:
+    """A SQLite engine with the pragmas, writer gate and BEGIN (IMMEDIATE) of make_engine."""
     connect_args.setdefault("check_same_thread", False)
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     if not read_only:

@@ -14,7 +14,6 @@ SQLAlchemy's exception (``IntegrityError`` ...) with the parameters hidden, as
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,30 +130,3 @@ class Prepared:
             ) from error
         finally:
             cursor.close()
-
-
-PIPELINE = "screening_pipeline"
-"""``Connection.info`` key: an ``ExitStack`` that ``app.db.session.core_transaction`` closes
-after its COMMIT. It is there only for a transaction that allows ``pipeline_to_commit``."""
-
-
-def pipeline_to_commit(connection: Connection) -> None:
-    """From here to the COMMIT, send statements without waiting for each (psycopg pipeline).
-
-    For the end of a screening write on PostgreSQL: the rows, then the audit append under the
-    chain head's row lock. The head update's ``RETURNING`` is fetched, so it waits for
-    everything sent before it; the event insert, the head-hash update and the COMMIT then go
-    in one round trip, so the lock is held for one round trip instead of three. A failing
-    statement's error is raised at the next fetch or at the COMMIT, which then rolls back.
-
-    Only Prepared statements may follow: SQLAlchemy reads no rows from a pipelined cursor (it
-    has no description yet), and a savepoint's error would surface outside it. A no-op unless
-    the transaction allows it (``core_transaction``), and on other drivers than psycopg.
-    """
-    stack: ExitStack | None = connection.info.get(PIPELINE)
-    if stack is None or connection.dialect.driver != "psycopg":
-        return
-    dbapi_connection = connection.connection.dbapi_connection
-    assert dbapi_connection is not None
-    if dbapi_connection.pgconn.pipeline_status == 0:  # not yet in pipeline mode
-        stack.enter_context(dbapi_connection.pipeline())

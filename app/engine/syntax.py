@@ -3,22 +3,8 @@
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from app.engine.conditions import (
-    NONE_OPTION,
-    UNSURE_OPTION,
-    AgeBelow,
-    AllOf,
-    AnyOf,
-    Bounds,
-    ContainsAny,
-    ContainsNone,
-    IsIn,
-    Leaf,
-    Node,
-    Not,
-    Path,
-    WithinDays,
-)
+from app.engine.conditions import NONE_OPTION, UNSURE_OPTION, AllOf, AnyOf, Leaf, Node, Not, Path
+from app.engine.leaves import AgeBelow, Bounds, ContainsAny, ContainsNone, IsIn, WithinDays
 from app.engine.model import DateItem, IntegerItem, Item, MultiChoiceItem
 
 Report = Callable[[Path, str], None]

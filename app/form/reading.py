@@ -13,12 +13,13 @@ from typing import Any
 
 from app.engine.model import Item
 from app.form.fields import reading_items
+from app.review.detail import READING_CONFIRMED_ACTION
 
 # What home monitors display; outside it the number is almost certainly mistyped.
 TOP_RANGE = range(60, 251)
 BOTTOM_RANGE = range(40, 151)
 CONFIRM_FIELD = "reading-confirmed"
-AUDIT_ACTION = "form.reading_confirmed"
+AUDIT_ACTION = READING_CONFIRMED_ACTION
 
 
 def unusual(items: tuple[Item, ...], answers: Mapping[str, Any]) -> str | None:

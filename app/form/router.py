@@ -16,13 +16,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep
+from app.context import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep, context_of
 from app.engine import Ruleset
 from app.errors import ValidationFailed
 from app.form import fields, pages, reading, views
 from app.form import service as form_service
 from app.form.pages import Draft, State
 from app.form.text import Text, pick_language
+from app.screening import store
 
 FORM_PREFIX = form_service.FORM_PREFIX
 router = APIRouter(prefix=FORM_PREFIX, include_in_schema=False)
@@ -121,19 +122,25 @@ async def link_page(request: Request, exc: Exception) -> Response:
     """Render the friendly page of an unknown, expired or used link."""
     assert isinstance(exc, LinkPage)
     problem = exc.problem.problem.value
-    ancestors = request.app.state.settings.form_frame_ancestors
+    ancestors = context_of(request).settings.form_frame_ancestors
     return _render(
         request, "problem.html", exc.text, exc.problem.clinic, _STATUS[problem], ancestors,
         problem=problem, reference=exc.reference, title=exc.text(f"link.{problem}.title"),
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class _Catalogues:
+    """The form's message catalogues by language, loaded on first use (an app component)."""
+
+    by_language: dict[str, Any]
+
+
 def _catalogues(request: Request) -> dict[str, Any]:
-    cached: dict[str, Any] | None = getattr(request.app.state, "form_catalogues", None)
-    if cached is None:
-        cached = form_service.load_catalogues(request.app.state.settings.rules_path)
-        request.app.state.form_catalogues = cached
-    return cached
+    context = context_of(request)
+    return context.component(
+        _Catalogues, lambda: _Catalogues(form_service.load_catalogues(context.settings.rules_path))
+    ).by_language
 
 
 def _visit(*, allow_used: bool) -> Any:
@@ -153,13 +160,13 @@ def _visit(*, allow_used: bool) -> Any:
             )
         except form_service.LinkUnavailable as problem:
             language = pick_language(lang, "", accept)
-            reference = views.reference_number(problem.screening_id) if problem.screening_id else ""
+            reference = store.reference_number(problem.screening_id) if problem.screening_id else ""
             raise LinkPage(problem, Text(language, catalogues.get(language)), reference) from None
         language = pick_language(lang, invitation.language, accept)
         if lang == language:
             form_service.set_language(session, invitation=invitation, language=language)
         text = Text(language, catalogues.get(language))
-        ancestors = request.app.state.settings.form_frame_ancestors
+        ancestors = context_of(request).settings.form_frame_ancestors
         return Visit(invitation, clinic, text, f"{FORM_PREFIX}/{clinic_id}/{token}", ancestors)
 
     return visit
@@ -334,7 +341,7 @@ def show_done(request: Request, visit: AnyVisit) -> Response:
         return visit.redirect("")
     return visit.render(
         request, "done.html", title=visit.text("done.title"),
-        reference=views.reference_number(screening_id),
+        reference=store.reference_number(screening_id),
     )  # fmt: skip
 
 

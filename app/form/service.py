@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
 from app.db.models import ActorType, Invitation, Source
+from app.db.unit import savepoint
 from app.engine import Ruleset, RulesetError
 from app.engine.translations import Catalogue, load_translations
 from app.form import reading
@@ -143,7 +144,7 @@ def submit(
     submitted, and the screening service's ValidationFailed if the answers are invalid
     (nothing is then changed).
     """
-    with session.begin_nested():
+    with savepoint(session):
         claimed = session.execute(
             update(Invitation)
             .where(Invitation.id == invitation.id, Invitation.submitted_at.is_(None))

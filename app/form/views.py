@@ -3,7 +3,6 @@
 Pure presentation over the questionnaire, the draft and the page's language; no I/O.
 """
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -296,12 +295,6 @@ def format_date(day: date, language: str) -> str:
     if language == "es":
         return f"{day.day} de {month} de {day.year}"
     return f"{month} {day.day}, {day.year}"
-
-
-def reference_number(screening_id: uuid.UUID) -> str:
-    """The short reference a patient can read out on the phone (from the screening id)."""
-    digits = screening_id.hex[:8].upper()
-    return f"{digits[:4]}-{digits[4:]}"
 
 
 def tel_href(phone: str) -> str:

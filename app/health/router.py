@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.deps import SessionDep
+from app.context import SessionDep, context_of
 from app.health import service as health_service
 
 router = APIRouter(tags=["operations"])
@@ -39,9 +39,9 @@ def get_health() -> dict[str, str]:
 def get_readiness(request: Request, session: SessionDep, response: Response) -> dict[str, str]:
     """Ready when the database is at the expected schema revision and the rule pack is loaded."""
     problem = health_service.database_problem(
-        session, expected_revisions=request.app.state.schema_heads
+        session, expected_revisions=context_of(request).schema_heads
     )
-    if problem is None and getattr(request.app.state, "ruleset", None) is None:
+    if problem is None and context_of(request).ruleset is None:
         problem = "rule pack not loaded"
     if problem is not None:
         response.status_code = 503
@@ -62,5 +62,5 @@ def get_readiness(request: Request, session: SessionDep, response: Response) -> 
 def get_metrics(request: Request) -> Response:
     """Request counts and latency by route template, screenings by decision."""
     return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        generate_latest(context_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, SessionDep, actor_of, require_scope
+from app.apikey.auth import actor_of, require_scope
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_of
 from app.errors import PROBLEM_JSON
 from app.invitation import service as invitation_service
 from app.invitation.schemas import InvitationCreate, InvitationRead
@@ -65,6 +66,6 @@ def create_invitation(
     )
     # The body holds the token: no cache may keep it.
     response.headers["Cache-Control"] = "no-store"
-    base = request.app.state.settings.public_base_url or str(request.base_url)
+    base = context_of(request).settings.public_base_url or str(request.base_url)
     url = base.rstrip("/") + created.path
     return InvitationRead(url=url, expires_at=created.expires_at)

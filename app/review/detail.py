@@ -20,13 +20,14 @@ from app.engine import AnswerErrors, Ruleset, validate_answers
 from app.engine.conditions import DISABLED
 from app.engine.model import DateItem, Item, MultiChoiceItem
 from app.engine.ruleset import CompiledRule
-from app.form.reading import AUDIT_ACTION as READING_CONFIRMED_ACTION
-from app.form.views import reference_number
 from app.review import context, wording
 from app.review import service as review_service
-from app.screening import service as screening_service
+from app.screening import store
 
 SOURCES = {"api": "Clinic software (API)", "form": "Patient form", "fhir": "FHIR"}
+
+READING_CONFIRMED_ACTION = "form.reading_confirmed"
+"""The audit action the patient form records when a patient confirms an unusual reading."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,9 +321,8 @@ def build(
         session, keyring=keyring, clinic_id=clinic_id, screening_id=screening_id
     )
     row = review_service.screening_row(session, clinic_id=clinic_id, screening_id=screening_id)
-    content = screening_service.stored_content(keyring, row)
-    result: dict[str, Any] = content["result"]  # type: ignore[assignment]
-    answers: dict[str, Any] = content["answers"]  # type: ignore[assignment]
+    content = store.ScreeningContent.decrypt(keyring, row)
+    result, answers = content.result, content.answers
     pack = review_service.rule_pack(session, sha256=row.rule_pack_sha256)
     ordered = review_service.ordered_flags(result["flags"])
     fired = [_rule(pack, flag["rule"]) for flag in ordered if flag["status"] == "fired"]
@@ -340,7 +340,7 @@ def build(
     audit_service.record_screening_event(
         session,
         row=row,
-        content=content,
+        target_sha256=content.digest(),
         action="screening.read",
         actor=actor,
         request_id=request_id,
@@ -351,7 +351,7 @@ def build(
         str(result.get("subject", {}).get("reference", "")),
         answers.get(context.DATE_OF_BIRTH),
         context.age_line(answers.get(context.DATE_OF_BIRTH), row.as_of_date),
-        reference_number(row.id),
+        store.reference_number(row.id),
         SOURCES.get(row.source.value, row.source.value),
         row.created_at,
         row.as_of_date,

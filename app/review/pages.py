@@ -21,7 +21,7 @@ from app.errors import NotFound, ProblemItem, ValidationFailed
 from app.review import detail, queue
 from app.review import service as review_service
 from app.review.schemas import SignOffForm
-from app.screening import service as screening_service
+from app.screening import store
 
 EMPTY = "Nothing left to sign off here: every screening in this view has been signed off."
 _FIELDS = {"#/override_reason": "override_reason", "#/note": "note", "#/disposition": "disposition"}
@@ -168,7 +168,7 @@ def signed_notice(
     if not history:
         return ""
     row = review_service.screening_row(session, clinic_id=clinic_id, screening_id=screening_id)
-    subject = screening_service.stored_content(keyring, row)["subject"]
+    subject = store.ScreeningContent.decrypt(keyring, row).subject
     reference = str(subject.get("reference", "")) if isinstance(subject, dict) else ""
     label = review_service.DISPOSITION_LABELS[history[0].disposition]
     notice = f"{reference or 'The screening'} signed off: {label}."

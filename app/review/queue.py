@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
 from app.db.models import Decision, Review, Screening, ScreeningFlag, UserAccount
-from app.form.views import reference_number
 from app.review import context
 from app.review import service as review_service
+from app.screening import store
 
 PAGE_SIZE = 20
 FLAGGED = (Decision.not_candidate, Decision.needs_review)
@@ -192,18 +192,11 @@ def list_queue(
     return QueuePage(tuple(_row(session, keyring, row) for row in rows), total, page, pages)
 
 
-def _decrypt(keyring: KeyRing, row: Screening, column: str) -> Any:
-    plaintext = keyring.decrypt(
-        row.key_id, getattr(row, column), field_aad("screening", column, row.id)
-    )
-    return json.loads(plaintext)
-
-
 def _row(session: Session, keyring: KeyRing, row: Screening) -> QueueRow:
     pack = review_service.rule_pack(session, sha256=row.rule_pack_sha256)
     titles = {rule.id: rule.title for rule in pack.rules}
-    result = _decrypt(keyring, row, "result_ct")
-    answers = _decrypt(keyring, row, "answers_ct")
+    content = store.ScreeningContent.decrypt(keyring, row)
+    result, answers = content.result, content.answers
     flags = tuple(
         FlagSummary(
             flag["rule"], titles.get(flag["rule"], flag["rule"]), flag["severity"], flag["status"]
@@ -218,7 +211,7 @@ def _row(session: Session, keyring: KeyRing, row: Screening) -> QueueRow:
         row.decision.value,
         row.has_exclude,
         flags,
-        reference_number(row.id),
+        store.reference_number(row.id),
         context.age_line(answers.get(context.DATE_OF_BIRTH), row.as_of_date),
         _signed_by(session, row.id),
     )

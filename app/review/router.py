@@ -5,8 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, Reviewer, SessionDep, audited
-from app.responses import json_response, problem_doc, problem_example
+from app.account.auth import Reviewer
+from app.audit.denials import marker as audited
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep
+from app.responses import model_response, problem_doc, problem_example
 from app.review import service as review_service
 from app.review.schemas import ReviewCreate, ReviewList, ReviewRead
 
@@ -90,7 +92,7 @@ def create_review(
         request_id=request_id,
     )
     headers = {"ETag": recorded.etag, "Location": f"/v1/screenings/{screening_id}/reviews"}
-    return json_response(recorded.review.to_dict(), 201, headers)
+    return model_response(ReviewRead, recorded.review.to_dict(), 201, headers)
 
 
 @router.get(
@@ -116,4 +118,5 @@ def list_reviews(
         request_id=request_id,
     )
     etag = review_service.etag(screening_id, views[0].id if views else None)
-    return json_response({"items": [view.to_dict() for view in views]}, headers={"ETag": etag})
+    items = {"items": [view.to_dict() for view in views]}
+    return model_response(ReviewList, items, headers={"ETag": etag})

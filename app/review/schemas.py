@@ -1,10 +1,11 @@
 """Request and response bodies of the review API, and the sign-off form."""
 
 import uuid
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.audit.canonical import Timestamp
 
 DispositionValue = Literal["cleared", "declined", "needs_more_information"]
 OverrideReason = Literal[
@@ -61,7 +62,7 @@ class ReviewRead(BaseModel):
     override_reason: str | None
     note: str
     reviewer: ReviewerRead
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ReviewList(BaseModel):

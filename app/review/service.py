@@ -11,9 +11,6 @@ PostgreSQL; on SQLite every transaction starts with ``BEGIN IMMEDIATE``, see
 commit, then sees its review, so its ETag is stale: exactly one review is stored.
 """
 
-import functools
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,10 +24,13 @@ from app.account.service import Principal
 from app.audit import canonical
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
-from app.db.models import Review, RulePack, Screening, UserAccount
-from app.engine import Ruleset, ruleset_from_document
+from app.db.models import Review, Screening, UserAccount
+from app.engine import Ruleset
 from app.errors import AppError, Forbidden, NotFound, ProblemItem, ValidationFailed
-from app.screening import service as screening_service
+from app.rulepack import service as rulepack_service
+from app.screening import store
+from app.screening.store import etag as etag  # the review API and pages use it from here
+from app.screening.store import screening_row as screening_row
 
 MAX_NOTE = 2000
 # Coded reasons for clearing a screening despite a fired exclude rule (CDS Hooks
@@ -125,38 +125,6 @@ class Recorded:
     etag: str
 
 
-def etag(screening_id: uuid.UUID, review_id: uuid.UUID | None) -> str:
-    """The strong ETag of a screening's reviewable state: its id and latest review id."""
-    raw = f"{screening_id}:{review_id or '-'}".encode()
-    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-
-
-def screening_row(session: Session, *, clinic_id: uuid.UUID, screening_id: uuid.UUID) -> Screening:
-    """One of the clinic's screenings; NotFound for any other id."""
-    row = session.scalars(
-        select(Screening).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound("No screening with this id.")
-    return row
-
-
-def _latest(session: Session, screening_id: uuid.UUID) -> Review | None:
-    return session.scalars(
-        select(Review)
-        .where(Review.screening_id == screening_id)
-        .order_by(Review.created_at.desc(), Review.id.desc())
-        .limit(1)
-    ).first()
-
-
-def current_etag(session: Session, *, clinic_id: uuid.UUID, screening_id: uuid.UUID) -> str:
-    """The ETag of one of the clinic's screenings; NotFound for any other."""
-    screening_row(session, clinic_id=clinic_id, screening_id=screening_id)
-    latest = _latest(session, screening_id)
-    return etag(screening_id, None if latest is None else latest.id)
-
-
 def matches(if_match: str, current: str) -> bool:
     """Whether an ``If-Match`` value names ``current`` (strong comparison, RFC 9110)."""
     return current in (part.strip() for part in if_match.split(","))
@@ -219,19 +187,7 @@ def record(
         raise Forbidden("Only a physician can sign off screenings.")
     if if_match is None:
         raise PreconditionRequired("Send If-Match with the ETag of the screening you reviewed.")
-    row = session.scalars(
-        select(Screening)
-        .where(Screening.id == screening_id, Screening.clinic_id == reviewer.clinic_id)
-        .with_for_update()
-    ).one_or_none()
-    if row is None:
-        raise NotFound("No screening with this id.")
-    latest = _latest(session, screening_id)
-    current = etag(screening_id, None if latest is None else latest.id)
-    if not matches(if_match, current):
-        raise PreconditionFailed(
-            None if latest is None else _view(session, keyring, latest), current
-        )
+    row, latest = _locked_current(session, keyring, reviewer, screening_id, if_match)
     validate(review, has_exclude=row.has_exclude)
     # Reviews are ordered by time; a clock that did not move (tests, coarse clocks) must not
     # make two reviews tie, so the latest one stays unambiguous.
@@ -242,7 +198,7 @@ def record(
     audit_service.record_screening_event(
         session,
         row=row,
-        content=screening_service.stored_content(keyring, row),
+        target_sha256=store.ScreeningContent.decrypt(keyring, row).digest(),
         action="review.recorded",
         actor=reviewer.actor,
         request_id=request_id,
@@ -265,6 +221,30 @@ def record(
         created_at,
     )
     return Recorded(view, etag(row.id, stored.id))
+
+
+def _locked_current(
+    session: Session,
+    keyring: KeyRing,
+    reviewer: Principal,
+    screening_id: uuid.UUID,
+    if_match: str,
+) -> tuple[Screening, Review | None]:
+    """The screening, locked, and its latest review, if ``if_match`` names their version."""
+    row = session.scalars(
+        select(Screening)
+        .where(Screening.id == screening_id, Screening.clinic_id == reviewer.clinic_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFound("No screening with this id.")
+    latest = store.latest_review(session, screening_id)
+    current = etag(screening_id, None if latest is None else latest.id)
+    if not matches(if_match, current):
+        raise PreconditionFailed(
+            None if latest is None else _view(session, keyring, latest), current
+        )
+    return row, latest
 
 
 def _insert(
@@ -337,7 +317,7 @@ def read_history(
     audit_service.record_screening_event(
         session,
         row=row,
-        content=screening_service.stored_content(keyring, row),
+        target_sha256=store.ScreeningContent.decrypt(keyring, row).digest(),
         action="review.listed",
         actor=reader.actor,
         request_id=request_id,
@@ -346,14 +326,9 @@ def read_history(
     return views
 
 
-@functools.lru_cache(maxsize=16)
-def _parse_pack(content: str) -> Ruleset:
-    return ruleset_from_document(json.loads(content))
-
-
 def rule_pack(session: Session, *, sha256: str) -> Ruleset:
     """The exact rule pack a stored screening was evaluated with (titles, wording, rationale)."""
-    return _parse_pack(session.get_one(RulePack, sha256).content)
+    return rulepack_service.stored_ruleset(session, sha256=sha256)
 
 
 def _flag_rank(flag: dict[str, Any]) -> int:

@@ -10,8 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep, WebUserDep
-from app.html import forbidden, is_valid_form, render
+from app.account.auth import WebUserDep, is_valid_form
+from app.context import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep
+from app.html import forbidden, render
 from app.review import pages
 from app.review.schemas import SignOffForm
 

@@ -18,12 +18,12 @@ from app.engine.conditions import (
     UNSURE_OPTION,
     AllOf,
     AnyOf,
-    ContainsAny,
     Leaf,
     Node,
     Not,
     leaves_of,
 )
+from app.engine.leaves import ContainsAny
 from app.engine.model import ChoiceItem, Item, MultiChoiceItem
 from app.engine.ruleset import CompiledRule
 

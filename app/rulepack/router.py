@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.deps import ClinicClient, SessionDep
-from app.responses import AUTH_ERRORS, NOT_FOUND, json_response
+from app.apikey.auth import ClinicClient
+from app.context import SessionDep
+from app.responses import AUTH_ERRORS, MALFORMED_PATH, NOT_FOUND, model_response
 from app.rulepack import service as rulepack_service
-from app.screening.schemas import RulePackRead
+from app.rulepack.schemas import RulePackRead
 
 router = APIRouter(prefix="/v1")
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1")
     response_model=RulePackRead,
     summary="Get a rule pack by content hash",
     tags=["rulesets"],
-    responses=AUTH_ERRORS | NOT_FOUND,
+    responses=AUTH_ERRORS | NOT_FOUND | MALFORMED_PATH,
 )
 def get_ruleset(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{64}$")],
@@ -25,4 +26,4 @@ def get_ruleset(
     session: SessionDep,
 ) -> Response:
     """The exact rule pack (canonical content) a stored decision names in ``ruleset.sha256``."""
-    return json_response(rulepack_service.get_rule_pack(session, sha256=sha256))
+    return model_response(RulePackRead, rulepack_service.get_rule_pack(session, sha256=sha256))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.audit import canonical
 from app.audit import service as audit_service
 from app.db.models import RulePack
+from app.db.unit import savepoint
 from app.engine import Ruleset, ruleset_from_document
 from app.errors import NotFound
 
@@ -23,7 +24,7 @@ def store_rule_pack(session: Session, *, ruleset: Ruleset, now: datetime) -> boo
     try:
         # Several worker processes (or replicas) start at once: one stores the pack and its
         # audit event; the others wait on the primary key, fail here and store nothing.
-        with session.begin_nested():
+        with savepoint(session):
             session.add(
                 RulePack(
                     sha256=ruleset.sha256,
@@ -71,7 +72,7 @@ class RulesetCache:
     """Stored rule packs rebuilt with ``ruleset_from_document``, kept by sha256 (LRU).
 
     Packs are content-addressed and never updated, so an entry never goes stale; the cache
-    only bounds memory. One instance lives in ``app.state.rulesets``.
+    only bounds memory. One instance per process: ``stored_ruleset``.
     """
 
     def __init__(self, max_entries: int = 16) -> None:
@@ -102,3 +103,18 @@ class RulesetCache:
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
         return ruleset
+
+
+_STORED = RulesetCache()
+
+
+def stored_ruleset(session: Session, *, sha256: str) -> Ruleset:
+    """The rule pack stored under ``sha256``, rebuilt once per process and checked.
+
+    The one cache of stored packs (explain, the review queue and detail use it).
+
+    Raises:
+        NotFound: If no pack is stored under ``sha256``.
+        StoredRulePackError: If the stored content no longer hashes to ``sha256``.
+    """
+    return _STORED.get(session, sha256=sha256)

@@ -9,18 +9,15 @@ one; ``matches_stored`` is false only if the stored record or the engine changed
 
 import uuid
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
 from app.crypto import KeyRing
-from app.db.models import Screening
 from app.engine import AnswerErrors, Decision, Ruleset, evaluate, validate_answers
-from app.errors import NotFound
-from app.rulepack.service import RulesetCache
-from app.screening import service as screening_service
+from app.rulepack import service as rulepack_service
+from app.screening import store
 
 RESULT_KEYS = ("decision", "flags", "ruleset", "as_of")
 
@@ -29,7 +26,6 @@ def explain(
     session: Session,
     *,
     keyring: KeyRing,
-    rulesets: RulesetCache,
     clinic_id: uuid.UUID,
     screening_id: uuid.UUID,
     actor: audit_service.Actor,
@@ -40,20 +36,15 @@ def explain(
     Raises:
         NotFound: For another clinic's screening or an unknown id.
     """
-    row = session.scalars(
-        select(Screening).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound("No screening with this id.")
-    content = screening_service.stored_content(keyring, row)
-    stored_body = cast(dict[str, Any], content["result"])
-    stored = {key: stored_body[key] for key in RESULT_KEYS}
-    ruleset = rulesets.get(session, sha256=row.rule_pack_sha256)
-    body = trace(ruleset, content["answers"], as_of=row.as_of_date, stored=stored)
+    row = store.screening_row(session, clinic_id=clinic_id, screening_id=screening_id)
+    content = store.ScreeningContent.decrypt(keyring, row)
+    stored = {key: content.result[key] for key in RESULT_KEYS}
+    ruleset = rulepack_service.stored_ruleset(session, sha256=row.rule_pack_sha256)
+    body = trace(ruleset, content.answers, as_of=row.as_of_date, stored=stored)
     audit_service.record_screening_event(
         session,
         row=row,
-        content=content,
+        target_sha256=content.digest(),
         action="screening.explained",
         actor=actor,
         request_id=request_id,

@@ -9,15 +9,15 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.crypto import KeyRing, field_aad
+from app.crypto import KeyRing
 from app.db.models import Decision, Review, Screening
-from app.screening import cursor
-from app.screening import service as screening_service
+from app.screening import cursor, store
 
 MAX_PAGE = 100
 # What a list page needs of each row (not the subject's and answers' ciphertexts).
@@ -37,16 +37,11 @@ class ListFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class ScreeningListJson:
-    """A page of ``GET /v1/screenings``: each item's JSON bytes and the next cursor."""
+class ScreeningList:
+    """A page of ``GET /v1/screenings``: each item's body and the next cursor."""
 
-    items: list[bytes]
+    items: list[dict[str, Any]]
     next_cursor: str | None
-
-    def to_json(self) -> bytes:
-        """The response body ``{"items": [...], "next_cursor": ...}``."""
-        tail = json.dumps(self.next_cursor).encode()
-        return b'{"items":[' + b",".join(self.items) + b'],"next_cursor":' + tail + b"}"
 
 
 def list_screenings(
@@ -57,11 +52,11 @@ def list_screenings(
     actor: audit_service.Actor,
     filters: ListFilter,
     request_id: str | None = None,
-) -> "ScreeningListJson":
+) -> "ScreeningList":
     """Return a page of the clinic's screenings, newest first (keyset pagination).
 
-    The page is JSON bytes built from the stored result bytes (``ScreeningListJson``):
-    decoding 50 results only to encode them again was half the cost of a page.
+    Each item is the stored result with its latest review; the router serialises the page
+    through ``ScreeningPage`` like every other response.
     """
     query = select(*_LISTED_COLUMNS).where(Screening.clinic_id == clinic_id)
     if filters.decision is not None:
@@ -92,19 +87,15 @@ def list_screenings(
     next_cursor = cursor.encode(page[-1].created_at, page[-1].id) if more else None
     # With reviewed=false no listed screening has a review: no need to look.
     unreviewed = filters.reviewed is False
-    reviews = screening_service.latest_reviews(session, [] if unreviewed else ids)
-    items = [_result_json(keyring, row, reviews.get(row.id)) for row in page]
-    return ScreeningListJson(items, next_cursor)
+    reviews = store.latest_reviews(session, [] if unreviewed else ids)
+    items = [_result_body(keyring, row, reviews.get(row.id)) for row in page]
+    return ScreeningList(items, next_cursor)
 
 
-def _result_json(
+def _result_body(
     keyring: KeyRing, row: Row[uuid.UUID, datetime, str, bytes], review: dict[str, str] | None
-) -> bytes:
-    """A listed screening's JSON: its stored result bytes, with the review filled in."""
-    aad = field_aad("screening", "result_ct", row.id)
-    stored = keyring.decrypt(row.key_id, row.result_ct, aad)
-    if review is None:
-        return stored  # stored with "review": null, exactly as json_response would render it
-    body = json.loads(stored)
+) -> dict[str, Any]:
+    """A listed screening's body: its stored result, with the review filled in."""
+    body: dict[str, Any] = json.loads(store.decrypt_bytes(keyring, row, "result_ct"))
     body["review"] = review
-    return screening_service.json_bytes(body)
+    return body

@@ -4,39 +4,25 @@ import uuid
 from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.routing import APIRoute
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel
 
-from app.deps import (
-    ClinicClient,
-    KeyRingDep,
-    RequestIdDep,
-    RulesetDep,
-    ScreeningReader,
-    ScreeningWriter,
-    StoredRulesetsDep,
-    TransactionDep,
-    actor_of,
-    audited,
-    clock_of,
-    keyring_of,
-    request_id_of,
-    ruleset_of,
-    run_write,
-    screening_writer,
-)
+from app.apikey import service as apikey_service
+from app.apikey.auth import ClinicClient, ScreeningReader, actor_of, authenticate
+from app.audit.denials import marker as audited
+from app.context import KeyRingDep, RequestIdDep, RulesetDep, UnitDep, context_of, request_id_of
+from app.jsonbody import openapi_body, read_json
 from app.responses import (
     AUTH_ERRORS,
     INVALID,
     NOT_FOUND,
-    json_response,
+    UNPARSABLE,
+    model_response,
     problem_doc,
     problem_example,
 )
-from app.review import service as review_service
 from app.screening import explain as screening_explain
-from app.screening import listing
+from app.screening import listing, store
 from app.screening import service as screening_service
 from app.screening.schemas import (
     EvaluateCreate,
@@ -47,9 +33,28 @@ from app.screening.schemas import (
     ScreeningPage,
     ScreeningRead,
 )
-from app.shortcut import Shortcut
 
 router = APIRouter(prefix="/v1")
+
+
+# The hot routes (POST /v1/evaluate and /v1/screenings) take the Request and leave FastAPI
+# nothing to solve: each dependency FastAPI solves costs on every request (bench/README.md).
+# They authenticate and parse their body themselves, with the same errors as the other routes
+# (app/jsonbody.py); their OpenAPI request body, parameters and security come from here.
+_BEARER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A retry with the same key and body replays the first response (24 h).",
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": "A retry with the same key and body replays the first response (24 h).",
+        "title": "Idempotency-Key",
+    },
+}
+BODY_MODELS: list[type[BaseModel]] = [EvaluateCreate, ScreeningCreate]
+"""The hot routes' body models: their schemas are components of the OpenAPI document."""
 
 
 @router.post(
@@ -57,22 +62,22 @@ router = APIRouter(prefix="/v1")
     response_model=EvaluationRead,
     summary="Evaluate answers (nothing stored)",
     tags=["screenings"],
-    responses=AUTH_ERRORS | INVALID,
+    responses=AUTH_ERRORS | INVALID | UNPARSABLE,
+    openapi_extra={"requestBody": openapi_body(EvaluateCreate), "security": _BEARER_SECURITY},
 )
-async def evaluate_answers(
-    body: EvaluateCreate, _client: ScreeningWriter, request: Request
-) -> Response:
+async def evaluate_answers(request: Request) -> Response:
     """Validate and evaluate answers as of today in the clinic's time zone; nothing is stored."""
-    # `async`: this endpoint does no I/O and its CPU work takes microseconds, so it runs on
-    # the event loop instead of paying a threadpool round trip; the rule pack and the clock
-    # are read from the app without per-request dependencies (bench/README.md).
+    # `async`: no I/O, and the CPU work takes microseconds: no threadpool round trip.
+    parsed = await read_json(request, EvaluateCreate)
+    await authenticate(request, apikey_service.SCREENINGS_WRITE)
+    body, context = parsed.value(), context_of(request)
     evaluation = screening_service.evaluate_answers(
-        ruleset_of(request),
+        context.loaded_ruleset(),
         questionnaire=body.questionnaire,
         answers=body.answers,
-        as_of=clock_of(request).today(),
+        as_of=context.clock.today(),
     )
-    return json_response(evaluation.result)
+    return model_response(EvaluationRead, evaluation.result)
 
 
 @router.post(
@@ -81,56 +86,50 @@ async def evaluate_answers(
     response_model=ScreeningRead,
     summary="Submit a screening",
     tags=["screenings"],
-    openapi_extra=audited("screening.created", "screening"),
+    openapi_extra=audited("screening.created", "screening")
+    | {
+        "requestBody": openapi_body(ScreeningCreate),
+        "parameters": [_IDEMPOTENCY_KEY],
+        "security": _BEARER_SECURITY,
+    },
     responses=AUTH_ERRORS
     | INVALID
     | {
         400: problem_doc(
-            "Malformed Idempotency-Key.",
+            "Malformed Idempotency-Key, or a body that cannot be parsed (invalid UTF-8, "
+            "nested too deeply).",
             problem_example(
                 400, "bad-request", "Idempotency-Key must be 1-255 printable ASCII characters."
             ),
         )
     },
 )
-async def create_screening(
-    request: Request,
-    body: ScreeningCreate,
-    client: ScreeningWriter,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="A retry with the same key and body replays the first response (24 h).",
-        ),
-    ] = None,
-) -> Response:
+async def create_screening(request: Request) -> Response:
     """Evaluate and store answers for a subject; 201 with the stored screening."""
-    # App state is read from the request, not through five more dependencies: FastAPI solves
-    # every dependency on every request, on the event loop (bench/README.md).
-    submission = screening_service.Submission(
-        body.questionnaire, body.answers, body.subject.model_dump()
-    )
-    clock = clock_of(request)
-    store = partial(
+    parsed = await read_json(request, ScreeningCreate)
+    client = await authenticate(request, apikey_service.SCREENINGS_WRITE)
+    body, context = parsed.value(), context_of(request)
+    store_it = partial(
         screening_service.submit,
-        ruleset=ruleset_of(request),
-        keyring=keyring_of(request),
+        ruleset=context.loaded_ruleset(),
+        keyring=context.keyring,
         clinic_id=client.clinic_id,
         actor=actor_of(client),
-        submission=submission,
-        idempotency_key=idempotency_key,
-        now=clock.now(),
-        as_of=clock.today(),
+        submission=screening_service.Submission(
+            body.questionnaire, body.answers, body.subject.model_dump()
+        ),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        now=context.clock.now(),
+        as_of=context.clock.today(),
         request_id=request_id_of(request),
     )
-    created = await run_write(request, store)  # committed before the 201 is built
+    created = await context.unit.write(store_it)  # committed before the 201 is built
     if not created.is_replay:
-        request.app.state.metrics.screenings.labels(created.body["decision"]).inc()
+        context.metrics.screenings.labels(created.body["decision"]).inc()
     headers = {"Location": f"/v1/screenings/{created.body['id']}"} | (
         {"Idempotent-Replayed": "true"} if created.is_replay else {}
     )
-    return json_response(created.body, 201, headers)
+    return model_response(ScreeningRead, created.body, 201, headers)
 
 
 @router.get(
@@ -144,12 +143,12 @@ async def create_screening(
 def get_screening(
     screening_id: uuid.UUID,
     client: ScreeningReader,
-    transaction: TransactionDep,
+    unit: UnitDep,
     keyring: KeyRingDep,
     request_id: RequestIdDep,
 ) -> Response:
     """Return one of this clinic's screenings (404 for any other id); ETag for If-Match."""
-    with transaction as session:
+    with unit.session() as session:
         body = screening_service.get(
             session,
             keyring=keyring,
@@ -158,10 +157,8 @@ def get_screening(
             actor=actor_of(client),
             request_id=request_id,
         )
-        etag = review_service.current_etag(
-            session, clinic_id=client.clinic_id, screening_id=screening_id
-        )
-    return json_response(body, headers={"ETag": etag})
+        etag = store.current_etag(session, clinic_id=client.clinic_id, screening_id=screening_id)
+    return model_response(ScreeningRead, body, headers={"ETag": etag})
 
 
 @router.get(
@@ -175,23 +172,21 @@ def get_screening(
 def explain_screening(
     screening_id: uuid.UUID,
     client: ScreeningReader,
-    transaction: TransactionDep,
+    unit: UnitDep,
     keyring: KeyRingDep,
-    rulesets: StoredRulesetsDep,
     request_id: RequestIdDep,
 ) -> Response:
     """Re-evaluate with the stored rule pack and as-of date; every rule's status and evidence."""
-    with transaction as session:
+    with unit.session() as session:
         explanation = screening_explain.explain(
             session,
             keyring=keyring,
-            rulesets=rulesets,
             clinic_id=client.clinic_id,
             screening_id=screening_id,
             actor=actor_of(client),
             request_id=request_id,
         )
-    return json_response(explanation)
+    return model_response(ExplanationRead, explanation)
 
 
 @router.get(
@@ -204,7 +199,7 @@ def explain_screening(
 )
 def list_screenings(
     client: ScreeningReader,
-    transaction: TransactionDep,
+    unit: UnitDep,
     keyring: KeyRingDep,
     request_id: RequestIdDep,
     decision: Annotated[
@@ -230,7 +225,7 @@ def list_screenings(
 ) -> Response:
     """List this clinic's screenings, newest first, with keyset pagination."""
     filters = listing.ListFilter(decision, reviewed, created_after, created_before, limit, cursor)
-    with transaction as session:
+    with unit.session() as session:
         page = listing.list_screenings(
             session,
             keyring=keyring,
@@ -239,7 +234,7 @@ def list_screenings(
             filters=filters,
             request_id=request_id,
         )
-    return Response(page.to_json(), media_type="application/json")
+    return model_response(ScreeningPage, {"items": page.items, "next_cursor": page.next_cursor})
 
 
 @router.get(
@@ -253,35 +248,7 @@ def get_questionnaire(
     questionnaire_id: str, _client: ClinicClient, ruleset: RulesetDep
 ) -> Response:
     """The form definition: groups and items in display order, types, options and conditions."""
-    return json_response(
-        screening_service.get_questionnaire(ruleset, questionnaire_id=questionnaire_id)
+    return model_response(
+        QuestionnaireRead,
+        screening_service.get_questionnaire(ruleset, questionnaire_id=questionnaire_id),
     )
-
-
-def shortcuts() -> list[Shortcut]:
-    """``POST /v1/evaluate`` and ``POST /v1/screenings`` past FastAPI (``app/shortcut.py``).
-
-    Each calls the endpoint above with what FastAPI would have passed it.
-    """
-    routes = {
-        (route.path, method): route
-        for route in router.routes
-        if isinstance(route, APIRoute)
-        for method in route.methods or ()
-    }
-    return [
-        Shortcut(
-            routes["/v1/evaluate", "POST"],
-            EvaluateCreate,
-            screening_writer,
-            lambda request, body, client: evaluate_answers(body, client, request),
-        ),
-        Shortcut(
-            routes["/v1/screenings", "POST"],
-            ScreeningCreate,
-            screening_writer,
-            lambda request, body, client: create_screening(
-                request, body, client, request.headers.get("Idempotency-Key")
-            ),
-        ),
-    ]

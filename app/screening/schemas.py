@@ -1,10 +1,12 @@
 """Request and response bodies of the screening API, with their OpenAPI examples."""
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.audit.canonical import Timestamp
 
 QUESTIONNAIRE_ID = "ketamine-infusion-candidacy"
 RULESET_EXAMPLE: dict[str, Any] = {
@@ -140,7 +142,7 @@ class ReviewSummary(ApiModel):
     """The latest physician sign-off of a screening."""
 
     disposition: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ScreeningRead(EvaluationRead):
@@ -149,7 +151,7 @@ class ScreeningRead(EvaluationRead):
     model_config = ConfigDict(json_schema_extra={"examples": [SCREENING_EXAMPLE]})
 
     id: uuid.UUID
-    created_at: datetime
+    created_at: Timestamp
     subject: Subject
     review: ReviewSummary | None
 
@@ -201,30 +203,6 @@ class QuestionnaireRead(ApiModel):
     title: str
     ruleset: RulesetRef
     groups: list[dict[str, Any]]
-
-
-class RulePackRead(ApiModel):
-    """A rule pack exactly as a stored decision used it (canonical content)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "sha256": RULESET_EXAMPLE["sha256"],
-                    "id": "ketamine-infusion",
-                    "version": "1.0.0",
-                    "loaded_at": "2026-06-01T08:00:00.000000Z",
-                    "content": {"id": "ketamine-infusion", "rules": ["..."]},
-                }
-            ]
-        }
-    )
-
-    sha256: str
-    id: str
-    version: str
-    loaded_at: datetime
-    content: dict[str, Any]
 
 
 class TracedEvidence(ApiModel):

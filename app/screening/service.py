@@ -3,16 +3,19 @@
 Contracts: every function takes the caller's session and never commits. Every PHI read and
 every write records an audit event in that same transaction. Reads are always filtered by the
 caller's clinic: another clinic's screening is NotFound. Bodies are JSON-ready dicts whose
-stored plaintext is exactly what the API returns, so an idempotent replay is byte-identical.
+stored plaintext is the API's body (sent through the same response model), so an idempotent
+replay is byte-identical.
 """
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,17 +26,16 @@ from app.db.models import (
     Decision,
     FlagSeverity,
     FlagStatus,
-    Review,
     Screening,
     ScreeningFlag,
     Source,
 )
-from app.db.prepared import Prepared, pipeline_to_commit
+from app.db.prepared import Prepared
+from app.db.unit import pipeline_to_commit, savepoint
 from app.engine import AnswerErrors, Ruleset, evaluate, validate_answers
 from app.errors import IdempotencyKeyReused, NotFound, ProblemItem, ValidationFailed
-from app.screening import idempotency
+from app.screening import idempotency, store
 
-_PHI_COLUMNS = ("subject_ct", "answers_ct", "result_ct")
 # Statements built once: building and cache-keying them per call showed in profiles.
 _SCREENING_TABLE = cast(Table, Screening.__table__)
 _FLAG_TABLE = cast(Table, ScreeningFlag.__table__)
@@ -115,29 +117,17 @@ def submit(
     Raises ValidationFailed on invalid answers and IdempotencyKeyReused when the key was used
     with another body. A retry with the same key and body returns the stored screening.
 
-    Takes a Core connection in a transaction (the request's, or ``session.connection()``
+    Takes a Core connection in the unit of work's transaction (or ``session.connection()``
     after a ``flush()``): the write is prepared statements only; the rare replay reads
     through an ORM session joined to that transaction.
     """
-    key_row = idempotency.key_row(
-        clinic_id,
-        idempotency_key,
-        {
-            "questionnaire": submission.questionnaire,
-            "answers": submission.answers,
-            "subject": submission.subject,
-        },
-    )
-
-    def replay_if_stored() -> Created | None:
-        """The stored screening's replay if the key was used before (422 for another body)."""
-        if key_row is None:
-            return None
-        earlier = idempotency.earlier_request(connection, clinic_id, key_row["key"])
-        if earlier is None:
-            return None
-        return _replay(connection, keyring, earlier, key_row["request_sha256"], actor, request_id)
-
+    fingerprinted = {
+        "questionnaire": submission.questionnaire,
+        "answers": submission.answers,
+        "subject": submission.subject,
+    }
+    key_row = idempotency.key_row(clinic_id, idempotency_key, fingerprinted)
+    replay = partial(_replay_if_stored, connection, keyring, clinic_id, key_row, actor, request_id)
     # Rules, encryption and digests run before the first statement, so that the rows and the
     # audit chain head (locked until commit on PostgreSQL) are written in one short burst.
     try:
@@ -150,67 +140,124 @@ def submit(
     except ValidationFailed:
         # A retry of a stored request replays it even if its answers no longer validate
         # today, and a reused key wins over the new body's errors, as before evaluation.
-        replayed = replay_if_stored()
-        if replayed is not None:
-            return replayed
-        raise
-    result, answers = evaluation.result, evaluation.answers
-    screening_id = uuid.uuid4()
-    body = {
-        "id": str(screening_id),
-        "created_at": canonical.format_datetime(now),
-        "subject": submission.subject,
-        "review": None,
-        **result,
-    }
-    row = _encrypted_row(
-        keyring,
-        screening_id,
-        clinic_id,
-        now,
-        as_of,
-        ruleset.sha256,
-        submission.subject,
-        answers,
-        body,
-        source,
+        replayed = replay()
+        if replayed is None:
+            raise
+        return replayed
+    new = _new_screening(
+        keyring, clinic_id, now, as_of, ruleset, submission.subject, evaluation, source
     )
-    target_sha256 = _content_digest(row, submission.subject, answers, body)
-    replayed = replay_if_stored()
+    replayed = replay() or _insert_or_replay(connection, new, key_row, replay)
     if replayed is not None:
         return replayed
-    if key_row is None or connection.dialect.name == "sqlite":
-        # SQLite: this transaction began with BEGIN IMMEDIATE, so no other writer can have
-        # stored the key since `replay_if_stored` looked: no savepoint is needed.
-        _insert_screening(connection, row, result["flags"], key_row)
-    else:
-        try:
-            # A concurrent duplicate (PostgreSQL) blocks on the key's primary key until the
-            # first commits, then fails here: undo our rows and replay the first one's.
-            with connection.begin_nested():
-                _insert_screening(connection, row, result["flags"], key_row)
-        except IntegrityError:
-            replayed = replay_if_stored()
-            if replayed is None:
-                raise
-            return replayed
+    _audit_created(connection, new, actor, request_id)
+    return Created(body=new.body, is_replay=False)
+
+
+def _audit_created(
+    connection: Connection,
+    new: "_NewScreening",
+    actor: audit_service.Actor,
+    request_id: str | None,
+) -> None:
+    row = new.row
     audit_service.append(
         connection,
         action="screening.created",
         actor=actor,
-        clinic_id=clinic_id,
+        clinic_id=row["clinic_id"],
         target_type="screening",
-        target_id=screening_id,
+        target_id=row["id"],
         request_id=request_id,
-        target_sha256=target_sha256,
-        ruleset_sha256=ruleset.sha256,
+        target_sha256=new.digest,
+        ruleset_sha256=row["rule_pack_sha256"],
         detail={
-            "decision": result["decision"],
-            "source": source.value,
-            "flags": [flag["rule"] for flag in result["flags"]],
+            "decision": new.body["decision"],
+            "source": row["source"].value,
+            "flags": [flag["rule"] for flag in new.body["flags"]],
         },
     )
-    return Created(body=body, is_replay=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _NewScreening:
+    """A screening ready to insert: the API body, the encrypted row and the content digest."""
+
+    body: dict[str, Any]
+    row: dict[str, Any]
+    digest: str
+
+
+def _new_screening(
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    now: datetime,
+    as_of: date,
+    ruleset: Ruleset,
+    subject: dict[str, Any],
+    evaluation: Evaluation,
+    source: Source,
+) -> _NewScreening:
+    result, screening_id = evaluation.result, uuid.uuid4()
+    body = {
+        "id": str(screening_id),
+        "created_at": canonical.format_datetime(now),
+        "subject": subject,
+        "review": None,
+        **result,
+    }
+    row = _encrypted_row(
+        keyring, screening_id, clinic_id, now, as_of, ruleset.sha256, subject,
+        evaluation.answers, body, source,
+    )  # fmt: skip
+    content = store.ScreeningContent(
+        clinic_id, as_of, row["decision"], ruleset.sha256, subject, evaluation.answers, body
+    )
+    # Unchecked: parsed from JSON or built by the rules core, so str keys only.
+    return _NewScreening(body, row, content.digest(checked=False))
+
+
+def _replay_if_stored(
+    connection: Connection,
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    key_row: dict[str, Any] | None,
+    actor: audit_service.Actor,
+    request_id: str | None,
+) -> Created | None:
+    """The stored screening's replay if the key was used before (422 for another body)."""
+    if key_row is None:
+        return None
+    earlier = idempotency.earlier_request(connection, clinic_id, key_row["key"])
+    if earlier is None:
+        return None
+    return _replay(connection, keyring, earlier, key_row["request_sha256"], actor, request_id)
+
+
+def _insert_or_replay(
+    connection: Connection,
+    new: _NewScreening,
+    key_row: dict[str, Any] | None,
+    replay: Callable[[], Created | None],
+) -> Created | None:
+    """Insert the rows; the first request's replay if a concurrent duplicate won the key."""
+    flags = new.body["flags"]
+    if key_row is None or connection.dialect.name == "sqlite":
+        # SQLite: this transaction began with BEGIN IMMEDIATE, so no other writer can have
+        # stored the key since the replay check looked: no savepoint is needed.
+        _insert_screening(connection, new.row, flags, key_row)
+        return None
+    try:
+        # A concurrent duplicate (PostgreSQL) blocks on the key's primary key until the
+        # first commits, then fails here: undo our rows and replay the first one's.
+        with savepoint(connection):
+            _insert_screening(connection, new.row, flags, key_row)
+    except IntegrityError:
+        replayed = replay()
+        if replayed is None:
+            raise
+        return replayed
+    return None
 
 
 def _encrypted_row(
@@ -228,7 +275,7 @@ def _encrypted_row(
     """The ``screening`` row's column values, PHI encrypted."""
     ciphertexts = {}
     key_id = keyring.current_kid
-    for column, value in zip(_PHI_COLUMNS, (subject, answers, body), strict=True):
+    for column, value in zip(store.PHI_COLUMNS, (subject, answers, body), strict=True):
         aad = field_aad("screening", column, screening_id)
         key_id, ciphertexts[column] = keyring.encrypt(json_bytes(value), aad)
     return {
@@ -283,38 +330,6 @@ def json_bytes(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _decrypt(keyring: KeyRing, row: Screening, column: str) -> Any:
-    ciphertext: bytes = getattr(row, column)
-    aad = field_aad("screening", column, row.id)
-    return json.loads(keyring.decrypt(row.key_id, ciphertext, aad))
-
-
-def stored_content(keyring: KeyRing, row: Screening) -> dict[str, object]:
-    """The decrypted content of a stored screening that its audit digest covers."""
-    return canonical.screening_content(
-        clinic_id=row.clinic_id,
-        as_of=row.as_of_date,
-        decision=row.decision,
-        rule_pack_sha256=row.rule_pack_sha256,
-        subject=_decrypt(keyring, row, "subject_ct"),
-        answers=_decrypt(keyring, row, "answers_ct"),
-        result=_decrypt(keyring, row, "result_ct"),
-    )
-
-
-def _content_digest(row: dict[str, Any], subject: object, answers: object, body: object) -> str:
-    return canonical.screening_content_digest(
-        clinic_id=row["clinic_id"],
-        as_of=row["as_of_date"],
-        decision=row["decision"],
-        rule_pack_sha256=row["rule_pack_sha256"],
-        subject=subject,
-        answers=answers,
-        result=body,
-        checked=False,  # parsed from JSON or built by the rules core: str keys only
-    )
-
-
 def _replay(
     connection: Connection,
     keyring: KeyRing,
@@ -337,37 +352,9 @@ def _replay(
     # An ORM session joined to the caller's transaction: it neither commits nor ends it.
     with Session(bind=connection, join_transaction_mode="rollback_only") as session:
         row = session.get_one(Screening, earlier.screening_id)
-        body = _read_body(session, keyring, [row])[0]
+        body = store.bodies(session, keyring, [row])[0]
         _audit_read(session, keyring, row, actor, request_id, via="idempotent_replay")
     return Created(body=body, is_replay=True)
-
-
-def _read_body(session: Session, keyring: KeyRing, rows: list[Screening]) -> list[dict[str, Any]]:
-    reviews = latest_reviews(session, [row.id for row in rows])
-    bodies = []
-    for row in rows:
-        body: dict[str, Any] = _decrypt(keyring, row, "result_ct")
-        body["review"] = reviews.get(row.id)
-        bodies.append(body)
-    return bodies
-
-
-def latest_reviews(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
-    """The latest review of each screening that has one: ``{"disposition", "created_at"}``."""
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Review.screening_id, Review.disposition, Review.created_at)
-        .where(Review.screening_id.in_(ids))
-        .order_by(Review.created_at)
-    )
-    return {
-        screening_id: {
-            "disposition": disposition,
-            "created_at": canonical.format_datetime(created_at),
-        }
-        for screening_id, disposition, created_at in rows
-    }
 
 
 def _audit_read(
@@ -381,7 +368,7 @@ def _audit_read(
     audit_service.record_screening_event(
         session,
         row=row,
-        content=stored_content(keyring, row),
+        target_sha256=store.ScreeningContent.decrypt(keyring, row).digest(),
         action="screening.read",
         actor=actor,
         request_id=request_id,
@@ -399,12 +386,8 @@ def get(
     request_id: str | None = None,
 ) -> dict[str, Any]:
     """Return one of the clinic's screenings and audit the read; NotFound for any other."""
-    row = session.scalars(
-        select(Screening).where(Screening.id == screening_id, Screening.clinic_id == clinic_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound("No screening with this id.")
-    body = _read_body(session, keyring, [row])[0]
+    row = store.screening_row(session, clinic_id=clinic_id, screening_id=screening_id)
+    body = store.bodies(session, keyring, [row])[0]
     _audit_read(session, keyring, row, actor, request_id)
     return body
 

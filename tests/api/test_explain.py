@@ -4,6 +4,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import canonical
 from app.audit.verify import verify_chain
 from app.db.models import AuditEvent, Screening
 from app.engine import Ruleset
 from app.main import create_app, load_checked_ruleset
+from app.rulepack import service as rulepack_service
 from app.screening import explain as screening_explain
-from app.screening import service as screening_service
+from app.screening import store
 from app.settings import default_rules_path
 from tests.conftest import make_settings
 from tests.factories import (
@@ -116,13 +117,13 @@ def test_explain_is_audited_with_the_content_digest(client: TestClient, session:
     ).one()
     row = session.get_one(Screening, uuid.UUID(created["id"]))
     assert event.target_id == created["id"]
-    assert event.target_sha256 == canonical.digest(screening_service.stored_content(KEYRING, row))
+    assert event.target_sha256 == store.ScreeningContent.decrypt(KEYRING, row).digest()
     assert event.actor_id == str(key.api_key_id)
     assert event.clinic_id == key.clinic_id
     assert event.ruleset_sha256 == created["ruleset"]["sha256"]
     assert event.request_id == response.headers["x-request-id"]
     assert event.detail == {"matches_stored": True}
-    assert verify_chain(session, keyring=KEYRING).ok
+    assert verify_chain(session, screenings=partial(store.content_digest, KEYRING)).ok
 
 
 def test_other_clinics_screening_is_404_like_an_unknown_id(
@@ -240,7 +241,7 @@ def test_explain_years_later_under_an_edited_pack(
     assert pack_a.status_code == 200
     assert pack_a.json()["content"] == json.loads(ruleset.canonical_json)
     assert pack_a.json()["version"] == "2.0.0"
-    assert verify_chain(session, keyring=KEYRING).ok
+    assert verify_chain(session, screenings=partial(store.content_digest, KEYRING)).ok
 
 
 def test_rebuilt_rulesets_are_cached_by_sha256(
@@ -248,10 +249,9 @@ def test_rebuilt_rulesets_are_cached_by_sha256(
 ) -> None:
     key = make_key(session)
     created = submit(client, key, CANDIDATE_ANSWERS)
-    cache = client.app.state.rulesets  # type: ignore[attr-defined]
     for _ in range(2):
         client.get(f"/v1/screenings/{created['id']}/explain", headers=auth(key))
-    first = cache.get(session, sha256=ruleset.sha256)
-    assert cache.get(session, sha256=ruleset.sha256) is first
+    first = rulepack_service.stored_ruleset(session, sha256=ruleset.sha256)
+    assert rulepack_service.stored_ruleset(session, sha256=ruleset.sha256) is first
     assert first is not ruleset  # rebuilt from the stored row, not the pack loaded today
     assert first.canonical_json == ruleset.canonical_json

@@ -23,11 +23,12 @@ from app.account import service as account_service
 from app.apikey import service as apikey_service
 from app.audit import denials
 from app.audit import service as audit_service
+from app.auditlog import service as auditlog_service
 from app.cli import app as cli_app
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import AuditEvent
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import Ruleset
 from app.main import create_app
 from app.settings import get_settings
@@ -243,7 +244,7 @@ class _Caller:
 
 def _assert_no_canary(world: World) -> None:
     for event in world.events_after(0):
-        text = json.dumps(audit_service.event_dict(event))
+        text = json.dumps(auditlog_service.event_dict(event))
         assert CANARY_REF not in text, event.seq
         assert CANARY_VALUE not in text, event.seq
 

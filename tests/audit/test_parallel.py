@@ -2,6 +2,7 @@
 
 import base64
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 from sqlalchemy import text
@@ -10,7 +11,8 @@ from sqlalchemy.orm import Session
 from app.audit import parallel, verify
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
+from app.screening import store
 from tests.audit.factories import KEY_1, KEYRING, build_chain, disable_audit_triggers
 
 KEY_SPEC = "k1:" + base64.b64encode(KEY_1).decode()
@@ -36,7 +38,7 @@ def _tamper(url: str, change: Callable[[Session], object]) -> None:
 def _sequential(url: str) -> verify.VerifyReport:
     engine = make_engine(url, read_only=True)
     with make_sessionmaker(engine)() as session:
-        report = verify.verify_chain(session, keyring=KEYRING)
+        report = verify.verify_chain(session, screenings=partial(store.content_digest, KEYRING))
     engine.dispose()
     return report
 
@@ -67,7 +69,11 @@ def test_parallel_report_equals_sequential_report(
         _tamper(empty_database_url, tamper)
     expected = _sequential(empty_database_url)
     report = parallel.verify_chain_parallel(
-        empty_database_url, key_spec=KEY_SPEC, workers=2, range_size=RANGE
+        empty_database_url,
+        key_spec=KEY_SPEC,
+        content_digest=store.content_digest,
+        workers=2,
+        range_size=RANGE,
     )
     assert report.head_seq > 2 * RANGE  # really split into ranges
     assert (report.ok, report.first_bad_seq, report.problem) == (

@@ -3,6 +3,7 @@
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from app.audit import verify as audit_verify
 from app.audit.checkpoint import Checkpoint, make_checkpoint
 from app.audit.service import HASHED_COLUMNS, hashed_fields
 from app.db.models import AuditEvent
+from app.screening import store
 from tests.audit import factories
 from tests.audit.factories import KEYRING, build_chain, disable_audit_triggers, head_seq
 
@@ -25,8 +27,9 @@ K = 4
 
 
 def _verify(session: Session, **kwargs: Any) -> audit_verify.VerifyReport:
-    kwargs.setdefault("keyring", KEYRING)
-    return audit_verify.verify_chain(session, batch_size=5, **kwargs)
+    keyring = kwargs.pop("keyring", KEYRING)
+    screenings = None if keyring is None else partial(store.content_digest, keyring)
+    return audit_verify.verify_chain(session, batch_size=5, screenings=screenings, **kwargs)
 
 
 def _update_event(session: Session, at_seq: int, **values: Any) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from tests.audit.factories import KEY_1, build_chain, disable_audit_triggers
 from tests.cli.conftest import Invoke
 

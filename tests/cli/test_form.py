@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import AuditEvent, Invitation
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from tests.audit.factories import make_clinic
 from tests.cli.conftest import Invoke
 

@@ -1,6 +1,7 @@
 """`screening keys rotate`: killed midway, re-run, then the old key is removable."""
 
 import base64
+import functools
 import os
 import signal
 import subprocess
@@ -16,7 +17,8 @@ from app.audit import verify as audit_verify
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Invitation, Role, Screening, UserAccount
-from app.db.session import session_scope
+from app.db.unit import session_scope
+from app.screening import store
 from tests.audit.factories import KEY_1, KEY_2, make_clinic, make_rule_pack, make_screening
 from tests.cli.conftest import Invoke
 
@@ -85,7 +87,9 @@ def test_rotate_killed_midway_then_rerun(
     # The old key is now removable: every row decrypts and the chain (digests included) holds.
     engine = make_engine(url)
     with session_scope(make_sessionmaker(engine)) as session:
-        report = audit_verify.verify_chain(session, keyring=ONLY_NEW)
+        report = audit_verify.verify_chain(
+            session, screenings=functools.partial(store.content_digest, ONLY_NEW)
+        )
     engine.dispose()
     assert report.ok, report.problem
     assert report.screenings_checked == ROWS

@@ -9,7 +9,7 @@ import pytest
 
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import load_ruleset
 from app.engine.diff import describe_condition
 from app.rulepack.service import store_rule_pack

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.account import password as passwords
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Clinic, UserAccount
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import Ruleset
 from app.main import create_app
 from tests.cli.conftest import Invoke

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
 from app.db.models import AuditHead, Clinic, Decision, Screening, Source
-from app.db.prepared import Prepared, pipeline_to_commit
-from app.db.session import core_transaction
+from app.db.prepared import Prepared
+from app.db.unit import core_transaction, pipeline_to_commit
 from app.engine import Ruleset
 from app.rulepack import service as rulepack_service
 from tests.factories import make_key

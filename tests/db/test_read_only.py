@@ -12,7 +12,7 @@ from app.audit import service as audit_service
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import AuditHead
-from app.db.session import session_scope
+from app.db.unit import session_scope
 
 
 def test_open_read_only_transaction_does_not_block_a_writer(empty_database_url: str) -> None:

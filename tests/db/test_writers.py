@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from app.db.engine import WalCheckpointer, make_engine
-from app.db.session import LoopWriter
+from app.db.unit import LoopWriter
 
 
 def _sqlite(tmp_path: Path) -> Engine:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit_service
 from app.db.models import Clinic, Screening
 from app.invitation import service as invitation_service
-from app.screening import service as screening_service
+from app.screening import store
 from tests.factories import KEYRING, NOW, make_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +125,6 @@ def stored_screenings(session: Session, clinic_id: uuid.UUID) -> list[dict[str, 
         select(Screening).where(Screening.clinic_id == clinic_id).order_by(Screening.created_at)
     )
     return [
-        screening_service.stored_content(KEYRING, row) | {"source": row.source.value}
+        store.ScreeningContent.decrypt(KEYRING, row).to_dict() | {"source": row.source.value}
         for row in rows
     ]

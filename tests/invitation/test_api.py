@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.apikey.service import CreatedKey
+from app.context import app_context
 from app.db.models import AuditEvent, Clinic, Invitation
 from tests.factories import KEYRING, NOW, auth, make_key
 
@@ -108,7 +109,8 @@ def test_creation_is_audited_without_the_token(client: TestClient, session: Sess
 
 def test_link_uses_the_public_base_url_behind_a_proxy(app: FastAPI, session: Session) -> None:
     # Behind a reverse proxy the request's host is internal: the configured address wins.
-    app.state.settings = app.state.settings.model_copy(
+    context = app_context(app)
+    context.settings = context.settings.model_copy(
         update={"public_base_url": "https://intake.clinic.example/screening/"}
     )
     key = _phoned_key(session)

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from app.account import service as account_service
 from app.audit import service as audit_service
+from app.auditlog import service as auditlog_service
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import AuditEvent, Review, UserAccount
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import Ruleset
 from app.review import service as review_service
 from tests.factories import KEYRING, FixedClock, auth, make_key
@@ -267,7 +268,9 @@ def test_two_physicians_racing_store_exactly_one_review(
         assert sorted(outcomes) == ["412", "stored"]
         with session_scope(factory) as session:
             assert session.scalar(select(func.count()).select_from(Review)) == 1
-            assert audit_service.list_events(session, clinic_id=seeded.clinic_id, limit=500).events
+            assert auditlog_service.list_events(
+                session, clinic_id=seeded.clinic_id, limit=500
+            ).events
     finally:
         engine.dispose()
 

@@ -26,7 +26,8 @@ from app.engine import (
     load_ruleset,
     validate_answers,
 )
-from app.engine.conditions import DISABLED, MISSING, UNSURE, ContainsAny, ContainsNone
+from app.engine.conditions import DISABLED, MISSING, UNSURE
+from app.engine.leaves import ContainsAny, ContainsNone
 from tests.rules import test_properties as v1_properties
 
 RULES_ROOT = Path(__file__).resolve().parents[2] / "rules"

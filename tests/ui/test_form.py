@@ -28,7 +28,7 @@ from app.audit import service as audit_service
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Clinic
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.invitation import service as invitation_service
 from tests.factories import KEYRING
 from tests.form.support import (

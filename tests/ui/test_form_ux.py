@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from app.db.engine import make_sessionmaker
 from app.db.models import Clinic
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from tests.form.support import FEMALE_PAGES
 from tests.review.seed import PASSWORD, make_user
 from tests.ui.browser import axe_violations, screenshot

@@ -22,7 +22,7 @@ from app.audit import service as audit_service
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Role
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import Ruleset
 from tests.review.seed import PASSWORD, Seeded, seed_queue
 from tests.server import running_server

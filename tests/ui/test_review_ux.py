@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.session import session_scope
+from app.db.unit import session_scope
 from app.engine import Ruleset
 from tests.factories import CANDIDATE_ANSWERS, make_screening
 from tests.server import running_server

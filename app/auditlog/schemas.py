@@ -1,9 +1,10 @@
 """Response bodies of the audit API, with their OpenAPI examples."""
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from app.audit.canonical import Timestamp
 
 EVENT_EXAMPLE: dict[str, Any] = {
     "seq": 4812,
@@ -33,7 +34,7 @@ class AuditEventRead(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]})
 
     seq: int
-    occurred_at: datetime
+    occurred_at: Timestamp
     actor_type: Literal["api_key", "user", "invitation", "cli", "system"]
     actor_id: str | None
     action: str

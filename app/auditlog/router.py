@@ -4,10 +4,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from app.apikey.auth import AuditReader, actor_of
 from app.audit import service as audit_service
-from app.audit.schemas import AuditEventPage
-from app.deps import AuditReader, RequestIdDep, SessionDep, actor_of, audited
-from app.responses import AUTH_ERRORS, NOT_FOUND, json_response, problem_doc, problem_example
+from app.audit.denials import marker as audited
+from app.auditlog import service as auditlog_service
+from app.auditlog.schemas import AuditEventPage
+from app.context import RequestIdDep, SessionDep
+from app.responses import AUTH_ERRORS, NOT_FOUND, model_response, problem_doc, problem_example
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -42,13 +45,13 @@ def list_audit_events(
             description="`<type>:<id>`, e.g. `screening:<uuid>`; another clinic's is 404.",
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=audit_service.MAX_PAGE_SIZE)] = 100,
+    limit: Annotated[int, Query(ge=1, le=auditlog_service.MAX_PAGE_SIZE)] = 100,
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the last page.")
     ] = None,
 ) -> Response:
     """The clinic's own events (this read is itself audited as ``audit.listed``)."""
-    page = audit_service.read_events(
+    page = auditlog_service.read_events(
         session,
         clinic_id=client.clinic_id,
         actor=actor_of(client),
@@ -57,4 +60,4 @@ def list_audit_events(
         cursor=None if cursor is None else int(cursor),
         request_id=request_id,
     )
-    return json_response(page)
+    return model_response(AuditEventPage, page)

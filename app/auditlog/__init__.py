@@ -1,0 +1,1 @@
+"""The audit trail API: a clinic reads its own audit events."""
