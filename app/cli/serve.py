@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from app import logs
 from app.cli import firstrun
 from app.cli.db import fail, settings_or_exit
+from app.context import app_context
 from app.crypto import generate_key_spec
 from app.db import migrate
 from app.db.engine import make_engine
@@ -67,7 +68,7 @@ def serve(
     except StartupError as error:
         fail(str(error))
     if settings.environment is Environment.dev:
-        firstrun.bootstrap(settings, application.state.keyring, host, port)
+        firstrun.bootstrap(settings, app_context(application).keyring, host, port)
     # uvicorn's access log is off: ObservabilityMiddleware writes a PHI-free JSON line instead.
     options: dict[str, Any] = {"host": host, "port": port, "access_log": False, "log_config": None}
     if workers == 1:
