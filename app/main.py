@@ -21,13 +21,16 @@ from app.deps import POSTGRES_WRITERS, Clock, KeyCache, SystemClock
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
 from app.form import router as form_router
+from app.form import service as form_service
 from app.health import router as health_router
 from app.invitation import router as invitation_router
 from app.observability import HttpMiddleware, Metrics
 from app.review import router as review_router
 from app.review import ui as review_ui
+from app.rulepack import policy as rulepack_policy
 from app.rulepack import router as rulepack_router
 from app.rulepack import service as rulepack_service
+from app.rulepack import translation as rulepack_translation
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
 from app.shortcut import Shortcuts
@@ -119,6 +122,13 @@ def create_app(
         loaded = ruleset or load_checked_ruleset(settings.rules_path)
         with session_scope(factory) as session:
             rulepack_service.store_rule_pack(session, ruleset=loaded, now=the_clock.now())
+            rulepack_translation.store(
+                session,
+                sha256=loaded.sha256,
+                catalogues=form_service.load_catalogues(settings.rules_path),
+                now=the_clock.now(),
+            )
+            rulepack_policy.adopt_unpinned(session, default=loaded, now=the_clock.now())
         app.state.ruleset = loaded
         if loop_writer is None:  # PostgreSQL: a limiter of this event loop (app/deps.py)
             app.state.write_limiter = anyio.CapacityLimiter(POSTGRES_WRITERS)
@@ -158,6 +168,7 @@ def create_app(
     app.state.schema_heads = migrate.head_revisions(migrate.make_config())
     app.state.ruleset = None
     app.state.rulesets = rulepack_service.RulesetCache()
+    app.state.active_packs = rulepack_policy.ActivePackCache()
     install_handlers(app, observe=denials.record)
     app.include_router(screening_router.router)
     app.include_router(rulepack_router.router)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep
+from app.deps import ClockDep, KeyRingDep, RequestIdDep, SessionDep
 from app.engine import Ruleset
 from app.errors import ValidationFailed
 from app.form import fields, pages, views
@@ -60,6 +60,7 @@ class Visit:
     text: Text
     base: str
     ancestors: str
+    ruleset: Ruleset  # the pack the invitation was created under (issue 13)
 
     def render(
         self, request: Request, template: str, status: int = 200, **context: Any
@@ -126,11 +127,24 @@ async def link_page(request: Request, exc: Exception) -> Response:
     )  # fmt: skip
 
 
-def _catalogues(request: Request) -> dict[str, Any]:
-    cached: dict[str, Any] | None = getattr(request.app.state, "form_catalogues", None)
+def _catalogues(request: Request, session: Any = None, sha256: str = "") -> dict[str, Any]:
+    """The translations of a pack: the server's own pack's from disk, others' as stored."""
+    state = request.app.state
+    if state.ruleset is not None and sha256 == state.ruleset.sha256:
+        sha256 = ""
+    if getattr(state, "form_catalogues", None) is None:
+        state.form_catalogues = {}
+    cached: dict[str, Any] | None = state.form_catalogues.get(sha256)
     if cached is None:
-        cached = form_service.load_catalogues(request.app.state.settings.rules_path)
-        request.app.state.form_catalogues = cached
+        rules_path = state.settings.rules_path
+        if sha256 and session is not None:
+            cached, is_own = form_service.pack_catalogues(
+                session, sha256=sha256, fallback_dir=rules_path
+            )
+        else:
+            cached, is_own = form_service.load_catalogues(rules_path), True
+        if is_own:
+            state.form_catalogues[sha256] = cached
     return cached
 
 
@@ -156,9 +170,15 @@ def _visit(*, allow_used: bool) -> Any:
         language = pick_language(lang, invitation.language, accept)
         if lang == language:
             form_service.set_language(session, invitation=invitation, language=language)
+        state = request.app.state
+        ruleset = form_service.pinned_ruleset(
+            session, invitation=invitation, rulesets=state.rulesets, default=state.ruleset
+        )
+        catalogues = _catalogues(request, session, ruleset.sha256)
         text = Text(language, catalogues.get(language))
-        ancestors = request.app.state.settings.form_frame_ancestors
-        return Visit(invitation, clinic, text, f"{FORM_PREFIX}/{clinic_id}/{token}", ancestors)
+        ancestors = state.settings.form_frame_ancestors
+        base = f"{FORM_PREFIX}/{clinic_id}/{token}"
+        return Visit(invitation, clinic, text, base, ancestors, ruleset)
 
     return visit
 
@@ -190,10 +210,9 @@ def _pages(ruleset: Ruleset) -> tuple[pages.Page, ...]:
     return pages.build_pages(ruleset)
 
 
-def form_state(
-    visit: OpenVisit, ruleset: RulesetDep, keyring: KeyRingDep, clock: ClockDep
-) -> FormState:
-    """Load the invitation's draft and work out which questions apply."""
+def form_state(visit: OpenVisit, keyring: KeyRingDep, clock: ClockDep) -> FormState:
+    """Load the invitation's draft and work out which questions apply (its pinned pack)."""
+    ruleset = visit.ruleset
     draft = form_service.load_draft(keyring, visit.invitation)
     draft, state = pages.prune(ruleset, draft, as_of=clock.today())
     return FormState(_pages(ruleset), draft, state)
@@ -260,9 +279,10 @@ def show_question(
 @router.post(LINK + "/q/{page_id}")
 def save_question(
     request: Request, page_id: str, visit: OpenVisit, form: StateDep, data: FormData,
-    session: SessionDep, ruleset: RulesetDep, keyring: KeyRingDep, clock: ClockDep,
+    session: SessionDep, keyring: KeyRingDep, clock: ClockDep,
 ) -> Response:  # fmt: skip
     """Validate and save a page; show it again with errors, or go to the next question."""
+    ruleset = visit.ruleset
     page = _applicable(form, page_id)
     if page is None:
         return visit.redirect(_resume_path(form))
@@ -295,7 +315,7 @@ def show_check(request: Request, visit: OpenVisit, form: StateDep) -> Response:
 
 @router.post(LINK + "/submit")
 def submit_answers(
-    request: Request, visit: OpenVisit, form: StateDep, session: SessionDep, ruleset: RulesetDep,
+    request: Request, visit: OpenVisit, form: StateDep, session: SessionDep,
     keyring: KeyRingDep, clock: ClockDep, request_id: RequestIdDep,
 ) -> Response:  # fmt: skip
     """Store the screening (the same service as the API, source "form"), then confirm."""
@@ -303,7 +323,7 @@ def submit_answers(
         return visit.redirect(_resume_path(form))
     try:
         form_service.submit(
-            session, ruleset=ruleset, keyring=keyring, invitation=visit.invitation,
+            session, ruleset=visit.ruleset, keyring=keyring, invitation=visit.invitation,
             clinic=visit.clinic, answers=form.draft.answers, now=clock.now(),
             as_of=clock.today(), request_id=request_id,
         )  # fmt: skip

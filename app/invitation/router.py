@@ -4,7 +4,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.deps import ClockDep, KeyRingDep, RequestIdDep, SessionDep, actor_of, require_scope
+from app.deps import (
+    ClockDep,
+    KeyRingDep,
+    RequestIdDep,
+    SessionDep,
+    actor_of,
+    clinic_ruleset,
+    require_scope,
+)
 from app.errors import PROBLEM_JSON
 from app.invitation import service as invitation_service
 from app.invitation.schemas import InvitationCreate, InvitationRead
@@ -57,6 +65,7 @@ def create_invitation(
         now=clock.now(),
         actor=actor_of(client),
         request_id=request_id,
+        rule_pack_sha256=clinic_ruleset(request, session, client.clinic_id).sha256,
     )
     # The body holds the token: no cache may keep it.
     response.headers["Cache-Control"] = "no-store"

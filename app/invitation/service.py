@@ -108,8 +108,11 @@ def create(
     now: datetime,
     actor: audit_service.Actor,
     request_id: str | None = None,
+    rule_pack_sha256: str | None = None,
 ) -> CreatedInvitation:
     """Store an invitation (subject encrypted, token hashed) and its audit event.
+
+    ``rule_pack_sha256`` pins the clinic's pack active now: the form uses it to the end.
 
     Raises ValidationFailed for an expiry in the past or more than 30 days away, or an
     unsupported language.
@@ -138,6 +141,7 @@ def create(
             expires_at=expires,
             submitted_at=None,
             screening_id=None,
+            rule_pack_sha256=rule_pack_sha256,
         )
     )
     session.flush()
@@ -149,6 +153,7 @@ def create(
         target_type="invitation",
         target_id=invitation_id,
         request_id=request_id,
+        ruleset_sha256=rule_pack_sha256,
         detail={"language": language, "expires_at": expires.isoformat()},
     )
     return CreatedInvitation(invitation_id, form_path(clinic_id, token), expires)

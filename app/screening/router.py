@@ -9,20 +9,19 @@ from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 
 from app.deps import (
-    ClinicClient,
+    ActiveRulesetDep,
     KeyRingDep,
     RequestIdDep,
-    RulesetDep,
     ScreeningReader,
     ScreeningWriter,
     StoredRulesetsDep,
     TransactionDep,
+    active_ruleset,
     actor_of,
     audited,
     clock_of,
     keyring_of,
     request_id_of,
-    ruleset_of,
     run_write,
     screening_writer,
 )
@@ -60,14 +59,14 @@ router = APIRouter(prefix="/v1")
     responses=AUTH_ERRORS | INVALID,
 )
 async def evaluate_answers(
-    body: EvaluateCreate, _client: ScreeningWriter, request: Request
+    body: EvaluateCreate, client: ScreeningWriter, request: Request
 ) -> Response:
     """Validate and evaluate answers as of today in the clinic's time zone; nothing is stored."""
     # `async`: this endpoint does no I/O and its CPU work takes microseconds, so it runs on
     # the event loop instead of paying a threadpool round trip; the rule pack and the clock
     # are read from the app without per-request dependencies (bench/README.md).
     evaluation = screening_service.evaluate_answers(
-        ruleset_of(request),
+        await active_ruleset(request, client.clinic_id),
         questionnaire=body.questionnaire,
         answers=body.answers,
         as_of=clock_of(request).today(),
@@ -114,7 +113,7 @@ async def create_screening(
     clock = clock_of(request)
     store = partial(
         screening_service.submit,
-        ruleset=ruleset_of(request),
+        ruleset=await active_ruleset(request, client.clinic_id),
         keyring=keyring_of(request),
         clinic_id=client.clinic_id,
         actor=actor_of(client),
@@ -249,9 +248,7 @@ def list_screenings(
     tags=["questionnaires"],
     responses=AUTH_ERRORS | NOT_FOUND,
 )
-def get_questionnaire(
-    questionnaire_id: str, _client: ClinicClient, ruleset: RulesetDep
-) -> Response:
+def get_questionnaire(questionnaire_id: str, ruleset: ActiveRulesetDep) -> Response:
     """The form definition: groups and items in display order, types, options and conditions."""
     return json_response(
         screening_service.get_questionnaire(ruleset, questionnaire_id=questionnaire_id)
