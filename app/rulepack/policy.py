@@ -115,40 +115,44 @@ def adopt_unpinned(session: Session, *, default: Ruleset, now: datetime) -> int:
     """Pin every clinic without an active pack to the pack it has been using; return how many.
 
     Run at startup: a clinic's newest screening's pack, else ``default`` (the server's
-    default pack). Each pin is a ``rule_pack.adopted`` event. Several
-    processes may start at once: a conditional UPDATE lets exactly one of them pin a clinic.
+    default pack). Each pin is a ``rule_pack.adopted`` event. Several processes may start
+    at once: a conditional UPDATE lets exactly one of them pin a clinic.
     """
     unpinned = session.scalars(select(Clinic.id).where(Clinic.rule_pack_sha256.is_(None))).all()
-    if unpinned:
+    return sum(
+        adopt(session, clinic_id=clinic_id, default=default, now=now) for clinic_id in unpinned
+    )
+
+
+def adopt(session: Session, *, clinic_id: uuid.UUID, default: Ruleset, now: datetime) -> bool:
+    """Pin one clinic without an active pack (see ``adopt_unpinned``); False if it had one."""
+    newest = session.scalar(
+        select(Screening.rule_pack_sha256)
+        .where(Screening.clinic_id == clinic_id)
+        .order_by(Screening.created_at.desc(), Screening.id.desc())
+        .limit(1)
+    )
+    if newest is None:
         rulepack_service.store_rule_pack(session, ruleset=default, now=now)
-    adopted = 0
-    for clinic_id in unpinned:
-        newest = session.scalar(
-            select(Screening.rule_pack_sha256)
-            .where(Screening.clinic_id == clinic_id)
-            .order_by(Screening.created_at.desc(), Screening.id.desc())
-            .limit(1)
-        )
-        sha256 = newest or default.sha256
-        claimed = session.execute(
-            update(Clinic)
-            .where(Clinic.id == clinic_id, Clinic.rule_pack_sha256.is_(None))
-            .values(rule_pack_sha256=sha256)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue
-        version = session.scalar(select(RulePack.version).where(RulePack.sha256 == sha256))
-        _record(
-            session,
-            clinic_id=clinic_id,
-            kind=ActivationKind.adopted,
-            before=None,
-            after=(sha256, version or ""),
-            actor=audit_service.Actor.system(),
-            now=now,
-        )
-        adopted += 1
-    return adopted
+    sha256 = newest or default.sha256
+    claimed = session.execute(
+        update(Clinic)
+        .where(Clinic.id == clinic_id, Clinic.rule_pack_sha256.is_(None))
+        .values(rule_pack_sha256=sha256)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    version = session.scalar(select(RulePack.version).where(RulePack.sha256 == sha256))
+    _record(
+        session,
+        clinic_id=clinic_id,
+        kind=ActivationKind.adopted,
+        before=None,
+        after=(sha256, version or ""),
+        actor=audit_service.Actor.system(),
+        now=now,
+    )
+    return True
 
 
 def pack(session: Session, *, sha256: str, rulesets: RulesetCache, default: Ruleset) -> Ruleset:

@@ -1,0 +1,210 @@
+"""Replay a clinic's stored screenings under a candidate pack; keep the reports (no PHI).
+
+Contracts: never commits. Screenings are read in keyset pages of ``BATCH`` rows ordered by
+(created_at, id), with their flags per page, so memory stays constant whatever the number
+of screenings; only the answers are decrypted (never the subject), and only in memory.
+Running an analysis is an audit event (who, clinic, candidate hash, range, counts) and its
+report (counts and screening ids) is stored for the admin pages.
+"""
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit_service
+from app.crypto import KeyRing, field_aad
+from app.db.models import ImpactReport, Screening, ScreeningFlag
+from app.engine import Ruleset
+from app.rulepack.impact import Impact, StoredScreening
+
+BATCH = 2000
+IMPACT_ANALYZED = "rule_pack.impact_analyzed"
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The as-of dates replayed, both ends inclusive; None: unbounded."""
+
+    since: date | None = None
+    until: date | None = None
+
+    def describe(self) -> str:
+        """The period in words, for reports."""
+        if self.since is None and self.until is None:
+            return "all screenings"
+        return f"{self.since or 'the first screening'} to {self.until or 'today'}"
+
+
+def _filters(clinic_id: uuid.UUID, period: Period) -> list[Any]:
+    filters: list[Any] = [Screening.clinic_id == clinic_id]
+    if period.since is not None:
+        filters.append(Screening.as_of_date >= period.since)
+    if period.until is not None:
+        filters.append(Screening.as_of_date <= period.until)
+    return filters
+
+
+def count_screenings(session: Session, *, clinic_id: uuid.UUID, period: Period) -> int:
+    """How many stored screenings of the clinic fall in the period."""
+    query = select(func.count()).select_from(Screening).where(*_filters(clinic_id, period))
+    return int(session.scalar(query) or 0)
+
+
+def stored_screenings(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    period: Period,
+    batch: int = BATCH,
+) -> Iterator[list[StoredScreening]]:
+    """Yield the clinic's screenings in the period, a page at a time, oldest first."""
+    columns = (
+        Screening.id,
+        Screening.created_at,
+        Screening.as_of_date,
+        Screening.decision,
+        Screening.key_id,
+        Screening.answers_ct,
+    )
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        query = select(*columns).where(*_filters(clinic_id, period))
+        if after is not None:
+            created_at, last_id = after
+            query = query.where(
+                or_(
+                    Screening.created_at > created_at,
+                    and_(Screening.created_at == created_at, Screening.id > last_id),
+                )
+            )
+        rows = session.execute(
+            query.order_by(Screening.created_at, Screening.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        statuses = _statuses(session, [row.id for row in rows])
+        yield [
+            StoredScreening(
+                id=str(row.id),
+                as_of=row.as_of_date,
+                answers=json.loads(
+                    keyring.decrypt(
+                        row.key_id, row.answers_ct, field_aad("screening", "answers_ct", row.id)
+                    )
+                ),
+                decision=row.decision.value,
+                statuses=statuses.get(row.id, {}),
+            )
+            for row in rows
+        ]
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+def _statuses(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+    """The fired and unknown rules of each screening (every other rule was clear)."""
+    found: dict[uuid.UUID, dict[str, str]] = {}
+    rows = session.execute(
+        select(ScreeningFlag.screening_id, ScreeningFlag.rule, ScreeningFlag.status).where(
+            ScreeningFlag.screening_id.in_(ids)
+        )
+    )
+    for screening_id, rule, status in rows:
+        found.setdefault(screening_id, {})[rule] = status.value
+    return found
+
+
+def replay(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    clinic_id: uuid.UUID,
+    candidate: Ruleset,
+    period: Period,
+    advance: Callable[[int], None] | None = None,
+) -> Impact:
+    """Re-evaluate every stored screening of the period under ``candidate``; return the totals.
+
+    ``advance`` is called with the size of each page (a progress bar).
+    """
+    impact = Impact(candidate)
+    for page in stored_screenings(session, keyring=keyring, clinic_id=clinic_id, period=period):
+        for screening in page:
+            impact.add(screening)
+        if advance is not None:
+            advance(len(page))
+    return impact
+
+
+def record(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    impact: Impact,
+    period: Period,
+    active_sha256: str | None,
+    actor: audit_service.Actor,
+    now: datetime,
+) -> uuid.UUID:
+    """Store the report and append the audit event of an analysis; return the report's id."""
+    report = impact.to_dict() | {"period": period.describe(), "active_sha256": active_sha256}
+    row = ImpactReport(
+        id=uuid.uuid4(),
+        clinic_id=clinic_id,
+        active_sha256=active_sha256,
+        candidate_sha256=impact.candidate.sha256,
+        since_date=period.since,
+        until_date=period.until,
+        actor_id=actor.id,
+        report=report,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit_service.append(
+        session,
+        action=IMPACT_ANALYZED,
+        actor=actor,
+        clinic_id=clinic_id,
+        target_type="rule_pack",
+        target_id=impact.candidate.sha256,
+        ruleset_sha256=active_sha256,
+        detail={
+            "candidate_sha256": impact.candidate.sha256,
+            "since": period.since.isoformat() if period.since else None,
+            "until": period.until.isoformat() if period.until else None,
+            "screenings": impact.total,
+            "changed": impact.changed_total,
+            "rejected": impact.rejected_total,
+            "report_id": str(row.id),
+        },
+    )
+    return row.id
+
+
+def latest_reports(
+    session: Session, *, clinic_id: uuid.UUID, limit: int = 10
+) -> list[ImpactReport]:
+    """The clinic's most recent impact reports, newest first."""
+    return list(
+        session.scalars(
+            select(ImpactReport)
+            .where(ImpactReport.clinic_id == clinic_id)
+            .order_by(ImpactReport.created_at.desc(), ImpactReport.id)
+            .limit(limit)
+        )
+    )
+
+
+def get_report(
+    session: Session, *, clinic_id: uuid.UUID, report_id: uuid.UUID
+) -> ImpactReport | None:
+    """One of the clinic's stored reports (None for another clinic's or an unknown id)."""
+    row = session.get(ImpactReport, report_id)
+    return row if row is not None and row.clinic_id == clinic_id else None
