@@ -128,12 +128,14 @@ def replay(
     candidate: Ruleset,
     period: Period,
     advance: Callable[[int], None] | None = None,
+    keep: int = 500,
 ) -> Impact:
     """Re-evaluate every stored screening of the period under ``candidate``; return the totals.
 
-    ``advance`` is called with the size of each page (a progress bar).
+    ``advance`` is called with the size of each page (a progress bar); the first ``keep``
+    changed screenings are listed by id, all of them counted.
     """
-    impact = Impact(candidate)
+    impact = Impact(candidate, keep=keep)
     for page in stored_screenings(session, keyring=keyring, clinic_id=clinic_id, period=period):
         for screening in page:
             impact.add(screening)
