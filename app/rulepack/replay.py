@@ -84,9 +84,12 @@ def stored_screenings(
                     and_(Screening.created_at == created_at, Screening.id > last_id),
                 )
             )
-        rows = session.execute(
-            query.order_by(Screening.created_at, Screening.id).limit(batch)
-        ).all()
+        # Core rows, not ORM ones: the ORM's per-row loading showed in profiles.
+        rows = (
+            session.connection()
+            .execute(query.order_by(Screening.created_at, Screening.id).limit(batch))
+            .all()
+        )
         if not rows:
             return
         statuses = _statuses(session, [row.id for row in rows])
@@ -110,7 +113,7 @@ def stored_screenings(
 def _statuses(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
     """The fired and unknown rules of each screening (every other rule was clear)."""
     found: dict[uuid.UUID, dict[str, str]] = {}
-    rows = session.execute(
+    rows = session.connection().execute(
         select(ScreeningFlag.screening_id, ScreeningFlag.rule, ScreeningFlag.status).where(
             ScreeningFlag.screening_id.in_(ids)
         )
