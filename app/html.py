@@ -31,7 +31,11 @@ from app.errors import AppError
 
 _APP_DIR = Path(__file__).resolve().parent
 templates = Jinja2Templates(
-    directory=[_APP_DIR / "account" / "templates", _APP_DIR / "review" / "templates"]
+    directory=[
+        _APP_DIR / "account" / "templates",
+        _APP_DIR / "review" / "templates",
+        _APP_DIR / "rulepack" / "templates",
+    ]
 )
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "

@@ -31,6 +31,7 @@ from app.rulepack import policy as rulepack_policy
 from app.rulepack import router as rulepack_router
 from app.rulepack import service as rulepack_service
 from app.rulepack import translation as rulepack_translation
+from app.rulepack import ui as rulepack_ui
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
 from app.shortcut import Shortcuts
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(review_router.router)
     app.include_router(account_ui.router)
     app.include_router(review_ui.router)
+    app.include_router(rulepack_ui.router)
     html.install(app)
     app.add_middleware(
         HttpMiddleware,
