@@ -6,11 +6,14 @@ the service's own code, then bulk-loads ``--rows`` screenings for it exactly as
 ``tests/rulepack/bulk.py`` does for the 100,000-row test (encrypted like the service, flags
 included; executemany on SQLite, COPY on PostgreSQL). Then it runs the real command
 
-    screening rules impact --clinic Bench --candidate <default pack, systolic 160 → 150> --json
+    screening rules impact --clinic Bench --candidate <default pack, systolic 160 → 150> --json \
+        --workers N
 
-in a child process under ``/usr/bin/time -v`` and prints its wall time and peak RSS (maximum
-resident set size) against the targets (< 5 minutes, < 300 MB), and checks that the report's
-count of changed screenings equals the generator's independent count.
+in a child process under ``/usr/bin/time -v`` and prints its wall time and peak RSS against
+the targets (< 5 minutes, < 300 MB): the largest process's (``time``'s maximum resident set
+size) and the whole process tree's (the command and its worker processes, summed, sampled
+twice a second from /proc). It checks that the report's count of changed screenings equals
+the generator's independent count.
 
     python bench/impact.py                                     # SQLite, 1,000,000 rows
     python bench/impact.py --postgres postgresql+psycopg://postgres@127.0.0.1/postgres
@@ -74,7 +77,40 @@ def prepare(url: str, rows: int, keyring: KeyRing) -> Expected:
     return expected
 
 
-def measure(url: str, spec: str, candidate: Path, expected: Expected, workdir: Path) -> bool:
+def _tree_rss_kb(root: int) -> int:
+    """The summed VmRSS of ``root`` and every process descended from it (Linux /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+        except OSError:
+            continue
+        pid = int(status.parent.name)
+        parents[pid] = int(fields.get("PPid", "0"))
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def watch_tree(child: subprocess.Popen[str]) -> float:
+    """Sample the process tree's RSS twice a second until it exits; the peak in MB."""
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, _tree_rss_kb(child.pid))
+        time.sleep(0.5)
+    return peak / 1024
+
+
+def measure(
+    url: str, spec: str, candidate: Path, expected: Expected, workdir: Path, workers: int
+) -> bool:
     """Run `rules impact` under /usr/bin/time; print time and peak RSS; True if both met."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENING_")} | {
         "SCREENING_DATABASE_URL": url,
@@ -83,20 +119,30 @@ def measure(url: str, spec: str, candidate: Path, expected: Expected, workdir: P
         "SCREENING_SECRETS_FILE": str(workdir / "secrets.env"),
     }
     command = [str(Path(sys.executable).with_name("screening")), "rules", "impact",
-               "--clinic", "Bench", "--candidate", str(candidate), "--json"]  # fmt: skip
+               "--clinic", "Bench", "--candidate", str(candidate), "--json",
+               "--workers", str(workers)]  # fmt: skip
     began = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-v", *command], env=env, cwd=workdir,
-                          capture_output=True, text=True)  # fmt: skip
+    with subprocess.Popen(
+        ["/usr/bin/time", "-v", *command],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        tree_mb = watch_tree(child)
+        stdout, stderr = child.communicate()
     elapsed = time.perf_counter() - began
-    if done.returncode != 0:
-        raise SystemExit(f"rules impact failed:\n{done.stderr[-3000:]}")
-    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if child.returncode != 0:
+        raise SystemExit(f"rules impact failed:\n{stderr[-3000:]}")
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
     rss_mb = int(found.group(1)) / 1024 if found else float("nan")
-    report = json.loads(done.stdout)
+    report = json.loads(stdout)
     exact = report["changed"] == expected.moved_total and report["screenings"] == expected.total
-    met = elapsed < TARGET_SECONDS and rss_mb < TARGET_RSS_MB
+    met = elapsed < TARGET_SECONDS and max(rss_mb, tree_mb) < TARGET_RSS_MB
     print(f"  rules impact: {report['screenings']:,} screenings in {elapsed:.1f} s "
-          f"({report['screenings'] / elapsed:,.0f}/s), peak RSS {rss_mb:.0f} MB "
+          f"({report['screenings'] / elapsed:,.0f}/s), peak RSS {rss_mb:.0f} MB of the largest "
+          f"process, {tree_mb:.0f} MB of all its processes together "
           f"(targets < {TARGET_SECONDS:.0f} s, < {TARGET_RSS_MB:.0f} MB: "
           f"{'met' if met else 'MISSED'})")  # fmt: skip
     print(f"  changed {report['changed']:,}, expected {expected.moved_total:,} "
@@ -104,13 +150,13 @@ def measure(url: str, spec: str, candidate: Path, expected: Expected, workdir: P
     return met and exact
 
 
-def run(url: str, rows: int, candidate: Path, workdir: Path) -> bool:
+def run(url: str, rows: int, candidate: Path, workdir: Path, workers: int) -> bool:
     """Load and measure one database."""
     label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"\n{label}: {rows:,} screenings of one clinic")
     spec = generate_key_spec("bench")
     expected = prepare(url, rows, KeyRing.parse(spec))
-    return measure(url, spec, candidate, expected, workdir)
+    return measure(url, spec, candidate, expected, workdir, workers)
 
 
 def main() -> None:
@@ -120,6 +166,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--postgres", help="URL of any database on the server to bench against")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--workers", type=int, default=2, help="rules impact --workers")
     args = parser.parse_args()
     print(f"machine: nproc {os.cpu_count()}, Python {sys.version.split()[0]}, {time.ctime()}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
@@ -128,10 +175,19 @@ def main() -> None:
         workdir = Path(directory)
         candidate = stricter_pack(workdir)
         if not args.skip_sqlite:
-            met = run(f"sqlite:///{workdir / 'impact.db'}", args.rows, candidate, workdir) and met
+            met = (
+                run(
+                    f"sqlite:///{workdir / 'impact.db'}",
+                    args.rows,
+                    candidate,
+                    workdir,
+                    args.workers,
+                )
+                and met
+            )
         if args.postgres:
             with postgres_database(args.postgres) as url:
-                met = run(url, args.rows, candidate, workdir) and met
+                met = run(url, args.rows, candidate, workdir, args.workers) and met
     sys.exit(0 if met else 1)
 
 

@@ -35,9 +35,13 @@ from app.rulepack.report import render_html
 from app.rulepack.service import RulesetCache, StoredRulePackError
 
 CHANGED_SHOWN = 20
+PARALLEL_FROM = 20_000  # fewer screenings: starting worker processes costs more than it saves
 ClinicOption = Annotated[str, typer.Option("--clinic", help="The clinic's name.")]
 ActorOption = Annotated[
     str | None, typer.Option("--actor", help="Who is acting (default: the OS user name).")
+]
+WorkersOption = Annotated[
+    int, typer.Option("--workers", min=1, max=16, help="Processes evaluating (default 2).")
 ]
 DateOption = Annotated[
     datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD (as-of date, inclusive).")
@@ -108,10 +112,12 @@ def _progress_replay(
     clinic_id: uuid.UUID,
     candidate: Ruleset,
     period: replay.Period,
+    workers: int = 2,
 ) -> Impact:
     """Replay with a progress bar on standard error when it is a terminal."""
     console = Console(stderr=True)
     total = replay.count_screenings(session, clinic_id=clinic_id, period=period)
+    workers = workers if total >= PARALLEL_FROM else 1
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(
         *columns, console=console, transient=True, disable=not console.is_terminal
@@ -120,7 +126,7 @@ def _progress_replay(
         advance: Callable[[int], None] = lambda n: bar.advance(task, n)  # noqa: E731
         return replay.replay(
             session, keyring=keyring, clinic_id=clinic_id, candidate=candidate,
-            period=period, advance=advance,
+            period=period, advance=advance, workers=workers,
         )  # fmt: skip
 
 
@@ -205,6 +211,7 @@ def impact(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page.")] = None,
     actor: ActorOption = None,
+    workers: WorkersOption = 2,
 ) -> None:
     """Replay the clinic's stored screenings under a candidate pack; report what would change."""
     period = replay.Period(_day(since), _day(until))
@@ -216,7 +223,7 @@ def impact(
     with _transaction() as session:
         found = policy.find_clinic(session, name=clinic)
         active = policy.active_sha256(session, clinic_id=found.id)
-        result = _progress_replay(session, keyring, found.id, pack, period)
+        result = _progress_replay(session, keyring, found.id, pack, period, workers)
         replay.record(session, clinic_id=found.id, impact=result, period=period,
                       active_sha256=active, actor=_actor(actor), now=datetime.now(UTC))  # fmt: skip
     if html is not None:

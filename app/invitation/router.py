@@ -4,13 +4,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.activepack import clinic_ruleset
 from app.deps import (
     ClockDep,
     KeyRingDep,
     RequestIdDep,
     SessionDep,
     actor_of,
-    clinic_ruleset,
     require_scope,
 )
 from app.errors import PROBLEM_JSON

@@ -8,8 +8,11 @@ report (counts and screening ids) is stored for the admin pages.
 """
 
 import json
+import multiprocessing
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -20,8 +23,8 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
 from app.db.models import ImpactReport, Screening, ScreeningFlag
-from app.engine import Ruleset
-from app.rulepack.impact import Impact, StoredScreening
+from app.engine import Ruleset, ruleset_from_document
+from app.rulepack.impact import ChangedScreening, Impact, RuleCounts, StoredScreening
 
 BATCH = 2000
 IMPACT_ANALYZED = "rule_pack.impact_analyzed"
@@ -132,19 +135,82 @@ def replay(
     period: Period,
     advance: Callable[[int], None] | None = None,
     keep: int = 500,
+    workers: int = 1,
 ) -> Impact:
     """Re-evaluate every stored screening of the period under ``candidate``; return the totals.
 
     ``advance`` is called with the size of each page (a progress bar); the first ``keep``
-    changed screenings are listed by id, all of them counted.
+    changed screenings are listed by id, all of them counted. With ``workers`` > 1, pages are
+    evaluated in that many worker processes (spawned, at most two pages each in flight, so
+    memory stays bounded) while this process reads and decrypts the next ones; the result is
+    the same, changed screenings in the same order.
     """
     impact = Impact(candidate, keep=keep)
-    for page in stored_screenings(session, keyring=keyring, clinic_id=clinic_id, period=period):
-        for screening in page:
-            impact.add(screening)
-        if advance is not None:
-            advance(len(page))
+    pages = stored_screenings(session, keyring=keyring, clinic_id=clinic_id, period=period)
+    if workers <= 1:
+        for page in pages:
+            for screening in page:
+                impact.add(screening)
+            if advance is not None:
+                advance(len(page))
+        return impact
+    context = multiprocessing.get_context("spawn")  # never fork a process holding connections
+    init = (candidate.canonical_json, candidate.sha256, keep)
+    with ProcessPoolExecutor(workers, context, _start_worker, init) as pool:
+        pending: deque[Future[_Totals]] = deque()
+        for page in pages:
+            pending.append(pool.submit(_replay_page, page))
+            if len(pending) >= 2 * workers:
+                _merge(impact, pending.popleft().result(), advance)
+        while pending:
+            _merge(impact, pending.popleft().result(), advance)
     return impact
+
+
+_Totals = tuple[
+    int,
+    dict[tuple[str, str], int],
+    dict[str, tuple[int, int, int]],
+    list[ChangedScreening],
+    int,
+    dict[str, int],
+]
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(canonical_json: bytes, sha256: str, keep: int) -> None:
+    """A worker's candidate pack, rebuilt from its canonical content (and hash-checked)."""
+    candidate = ruleset_from_document(json.loads(canonical_json))
+    if candidate.sha256 != sha256:
+        raise RuntimeError(f"candidate pack rebuilds to {candidate.sha256}, not {sha256}")
+    _WORKER.update(candidate=candidate, keep=keep)
+
+
+def _replay_page(page: list[StoredScreening]) -> _Totals:
+    impact = Impact(_WORKER["candidate"], keep=_WORKER["keep"])
+    for screening in page:
+        impact.add(screening)
+    rules = {
+        r: (c.newly_fired, c.newly_unknown, c.no_longer_fired) for r, c in impact.rules.items()
+    }
+    return (impact.total, dict(impact.matrix), rules, impact.changed, impact.changed_total,
+            dict(impact.rejected))  # fmt: skip
+
+
+def _merge(impact: Impact, totals: _Totals, advance: Callable[[int], None] | None) -> None:
+    total, matrix, rules, changed, changed_total, rejected = totals
+    impact.total += total
+    impact.matrix.update(matrix)
+    for rule, (fired, unknown, no_longer) in rules.items():
+        counts = impact.rules.setdefault(rule, RuleCounts())
+        counts.newly_fired += fired
+        counts.newly_unknown += unknown
+        counts.no_longer_fired += no_longer
+    impact.changed.extend(changed[: max(0, impact.keep - len(impact.changed))])
+    impact.changed_total += changed_total
+    impact.rejected.update(rejected)
+    if advance is not None:
+        advance(total)
 
 
 def record(

@@ -8,15 +8,14 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 
+from app.activepack import ActiveRulesetDep, active_ruleset
 from app.deps import (
-    ActiveRulesetDep,
     KeyRingDep,
     RequestIdDep,
     ScreeningReader,
     ScreeningWriter,
     StoredRulesetsDep,
     TransactionDep,
-    active_ruleset,
     actor_of,
     audited,
     clock_of,

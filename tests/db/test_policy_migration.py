@@ -138,6 +138,8 @@ def test_upgrade_keeps_every_clinics_decisions(empty_database_url: str) -> None:
             for name in ("on_v1", "moved")
         }
     with TestClient(app) as client:
+        # ready, although the default pack on disk is not every clinic's active pack
+        assert client.get("/readyz").json() == {"status": "ready"}
         for name, key in keys.items():
             for stored in seeded[name][1]:
                 _assert_replayed(client, key, stored)

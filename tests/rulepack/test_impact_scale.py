@@ -40,3 +40,20 @@ def test_a_160_to_150_cut_off_moves_exactly_the_150_to_159_not_yet_excluded(
     moved_in += impact.matrix[("candidate", "not_candidate")]
     assert moved_in == expected.moved_total
     assert set(impact.rules) == {"uncontrolled_blood_pressure"}
+
+
+def test_worker_processes_give_the_same_report(session: Session, tmp_path: Path) -> None:
+    ruleset, candidate = load_ruleset(DEFAULT), load_ruleset(stricter_pack(tmp_path))
+    clinic_id = make_key(session).clinic_id
+    rulepack_service.store_rule_pack(session, ruleset=ruleset, now=NOW)
+    session.flush()
+    chunks = generate(5_000, clinic_id=clinic_id, ruleset=ruleset, keyring=KEYRING,
+                      expected=Expected())  # fmt: skip
+    load(session.connection(), chunks)
+    reports = [
+        replay.replay(session, keyring=KEYRING, clinic_id=clinic_id, candidate=candidate,
+                      period=replay.Period(), keep=100, workers=workers).to_dict()
+        for workers in (1, 2)
+    ]  # fmt: skip
+    assert reports[0] == reports[1]
+    assert reports[0]["changed"] > 100  # the kept list is cut the same way
