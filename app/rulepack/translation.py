@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit_service
 from app.db.models import RulePackTranslation
 from app.engine.translations import Catalogue, Entry
 
@@ -29,20 +31,42 @@ def _entries(catalogue: Catalogue) -> dict[str, Any]:
 
 
 def store(session: Session, *, sha256: str, catalogues: Catalogues, now: datetime) -> None:
-    """Store the catalogues of a stored pack, for each language not stored yet (never updated)."""
+    """Store the catalogues of a stored pack, for each language not stored yet (never updated).
+
+    Appends a ``rule_pack.translations_stored`` audit event naming the languages stored.
+    """
     stored = set(
         session.scalars(
             select(RulePackTranslation.language).where(RulePackTranslation.sha256 == sha256)
         )
     )
+    added = []
     for language, catalogue in sorted(catalogues.items()):
-        if language not in stored:
-            session.add(
-                RulePackTranslation(
-                    sha256=sha256, language=language, entries=_entries(catalogue), stored_at=now
+        if language in stored:
+            continue
+        try:
+            # Several worker processes start at once: one stores, the others find it stored.
+            with session.begin_nested():
+                session.add(
+                    RulePackTranslation(
+                        sha256=sha256, language=language, entries=_entries(catalogue), stored_at=now
+                    )
                 )
-            )
-    session.flush()
+                session.flush()
+        except IntegrityError:
+            continue
+        added.append(language)
+    if added:
+        audit_service.append(
+            session,
+            action="rule_pack.translations_stored",
+            actor=audit_service.Actor.system(),
+            clinic_id=None,
+            target_type="rule_pack",
+            target_id=sha256,
+            ruleset_sha256=sha256,
+            detail={"languages": added},
+        )
 
 
 def load(session: Session, *, sha256: str) -> dict[str, Catalogue]:
