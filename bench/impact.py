@@ -99,7 +99,7 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def watch_tree(child: subprocess.Popen[str]) -> float:
+def watch_tree(child: subprocess.Popen[bytes]) -> float:
     """Sample the process tree's RSS twice a second until it exits; the peak in MB."""
     peak = 0
     while child.poll() is None:
@@ -122,17 +122,14 @@ def measure(
                "--clinic", "Bench", "--candidate", str(candidate), "--json",
                "--workers", str(workers)]  # fmt: skip
     began = time.perf_counter()
-    with subprocess.Popen(
-        ["/usr/bin/time", "-v", *command],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as child:
+    out, err = workdir / f"impact-{workers}.out", workdir / f"impact-{workers}.err"
+    # Files, not pipes: a report larger than a pipe's buffer would block the command.
+    with out.open("wb") as stdout_file, err.open("wb") as stderr_file:
+        child = subprocess.Popen(["/usr/bin/time", "-v", *command], env=env, cwd=workdir,
+                                 stdout=stdout_file, stderr=stderr_file)  # fmt: skip
         tree_mb = watch_tree(child)
-        stdout, stderr = child.communicate()
     elapsed = time.perf_counter() - began
+    stdout, stderr = out.read_text(), err.read_text()
     if child.returncode != 0:
         raise SystemExit(f"rules impact failed:\n{stderr[-3000:]}")
     found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
@@ -140,7 +137,8 @@ def measure(
     report = json.loads(stdout)
     exact = report["changed"] == expected.moved_total and report["screenings"] == expected.total
     met = elapsed < TARGET_SECONDS and max(rss_mb, tree_mb) < TARGET_RSS_MB
-    print(f"  rules impact: {report['screenings']:,} screenings in {elapsed:.1f} s "
+    print(f"  rules impact --workers {workers}, load average {os.getloadavg()[0]:.1f}: "
+          f"{report['screenings']:,} screenings in {elapsed:.1f} s "
           f"({report['screenings'] / elapsed:,.0f}/s), peak RSS {rss_mb:.0f} MB of the largest "
           f"process, {tree_mb:.0f} MB of all its processes together "
           f"(targets < {TARGET_SECONDS:.0f} s, < {TARGET_RSS_MB:.0f} MB: "
@@ -150,13 +148,14 @@ def measure(
     return met and exact
 
 
-def run(url: str, rows: int, candidate: Path, workdir: Path, workers: int) -> bool:
-    """Load and measure one database."""
+def run(url: str, rows: int, candidate: Path, workdir: Path, workers: list[int]) -> bool:
+    """Load one database, then measure the command with each number of workers."""
     label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"\n{label}: {rows:,} screenings of one clinic")
     spec = generate_key_spec("bench")
     expected = prepare(url, rows, KeyRing.parse(spec))
-    return measure(url, spec, candidate, expected, workdir, workers)
+    results = [measure(url, spec, candidate, expected, workdir, n) for n in workers]
+    return all(results)
 
 
 def main() -> None:
@@ -166,7 +165,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--postgres", help="URL of any database on the server to bench against")
     parser.add_argument("--skip-sqlite", action="store_true")
-    parser.add_argument("--workers", type=int, default=2, help="rules impact --workers")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[2], help="rules impact --workers, each in turn"
+    )
     args = parser.parse_args()
     print(f"machine: nproc {os.cpu_count()}, Python {sys.version.split()[0]}, {time.ctime()}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip

@@ -62,6 +62,12 @@ def _keyring() -> KeyRing:
         fail(f"SCREENING_DATA_KEY is invalid: {error}")
 
 
+def _key_spec() -> str:
+    """The data keys, for worker processes (sent on their standard input, nowhere else)."""
+    keys = settings_or_exit().data_keys
+    return "" if keys is None else keys.get_secret_value()
+
+
 @contextmanager
 def _transaction() -> Iterator[Session]:
     """One transaction on the configured database; AppError → one line and exit 1."""
@@ -126,7 +132,7 @@ def _progress_replay(
         advance: Callable[[int], None] = lambda n: bar.advance(task, n)  # noqa: E731
         return replay.replay(
             session, keyring=keyring, clinic_id=clinic_id, candidate=candidate,
-            period=period, advance=advance, workers=workers,
+            period=period, advance=advance, workers=workers, key_spec=_key_spec(),
         )  # fmt: skip
 
 

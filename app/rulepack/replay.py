@@ -7,12 +7,13 @@ Running an analysis is an audit event (who, clinic, candidate hash, range, count
 report (counts and screening ids) is stored for the admin pages.
 """
 
-import json
-import multiprocessing
+import contextlib
+import pickle
+import subprocess
+import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -21,10 +22,12 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.crypto import KeyRing, field_aad
+from app.crypto import KeyRing
 from app.db.models import ImpactReport, Screening, ScreeningFlag
-from app.engine import Ruleset, ruleset_from_document
-from app.rulepack.impact import ChangedScreening, Impact, RuleCounts, StoredScreening
+from app.engine import Ruleset
+from app.rulepack import worker
+from app.rulepack.impact import Impact, RuleCounts, StoredScreening
+from app.rulepack.worker import RawScreening
 
 BATCH = 2000
 IMPACT_ANALYZED = "rule_pack.impact_analyzed"
@@ -59,15 +62,13 @@ def count_screenings(session: Session, *, clinic_id: uuid.UUID, period: Period) 
     return int(session.scalar(query) or 0)
 
 
-def stored_screenings(
-    session: Session,
-    *,
-    keyring: KeyRing,
-    clinic_id: uuid.UUID,
-    period: Period,
-    batch: int = BATCH,
-) -> Iterator[list[StoredScreening]]:
-    """Yield the clinic's screenings in the period, a page at a time, oldest first."""
+def raw_pages(
+    session: Session, *, clinic_id: uuid.UUID, period: Period, batch: int = BATCH
+) -> Iterator[list[RawScreening]]:
+    """Yield the clinic's screenings in the period, a page at a time, oldest first.
+
+    Answers stay encrypted here: ``worker.decode`` decrypts them where they are replayed.
+    """
     columns = (
         Screening.id,
         Screening.created_at,
@@ -81,11 +82,14 @@ def stored_screenings(
         query = select(*columns).where(*_filters(clinic_id, period))
         if after is not None:
             created_at, last_id = after
+            # The plain bound lets the (clinic_id, created_at, id) index seek to the page;
+            # without it SQLite scans the clinic's rows from the start on every page.
             query = query.where(
+                Screening.created_at >= created_at,
                 or_(
                     Screening.created_at > created_at,
                     and_(Screening.created_at == created_at, Screening.id > last_id),
-                )
+                ),
             )
         # Core rows, not ORM ones: the ORM's per-row loading showed in profiles.
         rows = (
@@ -97,20 +101,25 @@ def stored_screenings(
             return
         statuses = _statuses(session, [row.id for row in rows])
         yield [
-            StoredScreening(
-                id=str(row.id),
-                as_of=row.as_of_date,
-                answers=json.loads(
-                    keyring.decrypt(
-                        row.key_id, row.answers_ct, field_aad("screening", "answers_ct", row.id)
-                    )
-                ),
-                decision=row.decision.value,
-                statuses=statuses.get(row.id, {}),
+            RawScreening(
+                str(row.id),
+                row.as_of_date,
+                row.decision.value,
+                row.key_id,
+                row.answers_ct,
+                statuses.get(row.id, {}),
             )
             for row in rows
         ]
         after = (rows[-1].created_at, rows[-1].id)
+
+
+def stored_screenings(
+    session: Session, *, keyring: KeyRing, clinic_id: uuid.UUID, period: Period
+) -> Iterator[list[StoredScreening]]:
+    """The clinic's screenings in the period, a page at a time, answers decrypted."""
+    for page in raw_pages(session, clinic_id=clinic_id, period=period):
+        yield [worker.decode(keyring, raw) for raw in page]
 
 
 def _statuses(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
@@ -136,81 +145,94 @@ def replay(
     advance: Callable[[int], None] | None = None,
     keep: int = 500,
     workers: int = 1,
+    key_spec: str | None = None,
 ) -> Impact:
     """Re-evaluate every stored screening of the period under ``candidate``; return the totals.
 
     ``advance`` is called with the size of each page (a progress bar); the first ``keep``
-    changed screenings are listed by id, all of them counted. With ``workers`` > 1, pages are
-    evaluated in that many worker processes (spawned, at most two pages each in flight, so
-    memory stays bounded) while this process reads and decrypts the next ones; the result is
-    the same, changed screenings in the same order.
+    changed screenings are listed by id, all of them counted. With ``workers`` > 1 (and the
+    data key ``key_spec``), pages are decrypted and evaluated in that many worker processes
+    (``app/rulepack/worker.py``, at most two pages each in flight) while this process reads
+    the next ones; the result is the same, changed screenings in the same order.
     """
     impact = Impact(candidate, keep=keep)
-    pages = stored_screenings(session, keyring=keyring, clinic_id=clinic_id, period=period)
-    if workers <= 1:
+    pages = raw_pages(session, clinic_id=clinic_id, period=period)
+    if workers <= 1 or key_spec is None:
         for page in pages:
-            for screening in page:
-                impact.add(screening)
+            for raw in page:
+                impact.add(worker.decode(keyring, raw))
             if advance is not None:
                 advance(len(page))
         return impact
-    context = multiprocessing.get_context("spawn")  # never fork a process holding connections
-    init = (candidate.canonical_json, candidate.sha256, keep)
-    with ProcessPoolExecutor(workers, context, _start_worker, init) as pool:
-        pending: deque[Future[_Totals]] = deque()
-        for page in pages:
-            pending.append(pool.submit(_replay_page, page))
-            if len(pending) >= 2 * workers:
-                _merge(impact, pending.popleft().result(), advance)
-        while pending:
-            _merge(impact, pending.popleft().result(), advance)
+    with _Pool(workers, (candidate.canonical_json, candidate.sha256, keep, key_spec)) as pool:
+        for totals in pool.map(pages):
+            _merge(impact, totals, advance)
     return impact
 
 
-_Totals = tuple[
-    int,
-    dict[tuple[str, str], int],
-    dict[str, tuple[int, int, int]],
-    list[ChangedScreening],
-    int,
-    dict[str, int],
-]
-_WORKER: dict[str, Any] = {}
+class _Pool:
+    """Worker processes fed pages round-robin, answers read back in the order sent."""
+
+    def __init__(self, size: int, init: tuple[bytes, str, int, str]) -> None:
+        command = [sys.executable, "-c", "from app.rulepack.worker import main; main()"]
+        self._workers = [
+            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for _ in range(size)
+        ]
+        for process in self._workers:
+            self._send(process, init)
+
+    @staticmethod
+    def _send(process: subprocess.Popen[bytes], value: object) -> None:
+        assert process.stdin is not None
+        pickle.dump(value, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        process.stdin.flush()
+
+    @staticmethod
+    def _receive(process: subprocess.Popen[bytes]) -> worker.Totals:
+        assert process.stdout is not None
+        totals: worker.Totals = pickle.load(process.stdout)
+        return totals
+
+    def map(self, pages: Iterator[list[RawScreening]]) -> Iterator[worker.Totals]:
+        """Each page's totals, in page order; at most two pages per worker in flight."""
+        in_flight: deque[subprocess.Popen[bytes]] = deque()
+        for number, page in enumerate(pages):
+            if len(in_flight) >= 2 * len(self._workers):
+                yield self._receive(in_flight.popleft())
+            process = self._workers[number % len(self._workers)]
+            self._send(process, page)
+            in_flight.append(process)
+        while in_flight:
+            yield self._receive(in_flight.popleft())
+
+    def __enter__(self) -> "_Pool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self._workers:
+            with contextlib.suppress(OSError):  # a worker already gone: its status says why
+                self._send(process, None)
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
+            if process.wait(timeout=30) != 0 and exc[0] is None:
+                raise RuntimeError(f"an impact worker exited with status {process.returncode}")
 
 
-def _start_worker(canonical_json: bytes, sha256: str, keep: int) -> None:
-    """A worker's candidate pack, rebuilt from its canonical content (and hash-checked)."""
-    candidate = ruleset_from_document(json.loads(canonical_json))
-    if candidate.sha256 != sha256:
-        raise RuntimeError(f"candidate pack rebuilds to {candidate.sha256}, not {sha256}")
-    _WORKER.update(candidate=candidate, keep=keep)
-
-
-def _replay_page(page: list[StoredScreening]) -> _Totals:
-    impact = Impact(_WORKER["candidate"], keep=_WORKER["keep"])
-    for screening in page:
-        impact.add(screening)
-    rules = {
-        r: (c.newly_fired, c.newly_unknown, c.no_longer_fired) for r, c in impact.rules.items()
-    }
-    return (impact.total, dict(impact.matrix), rules, impact.changed, impact.changed_total,
-            dict(impact.rejected))  # fmt: skip
-
-
-def _merge(impact: Impact, totals: _Totals, advance: Callable[[int], None] | None) -> None:
-    total, matrix, rules, changed, changed_total, rejected = totals
-    impact.total += total
-    impact.matrix.update(matrix)
-    for rule, (fired, unknown, no_longer) in rules.items():
+def _merge(impact: Impact, totals: worker.Totals, advance: Callable[[int], None] | None) -> None:
+    impact.total += totals.total
+    impact.matrix.update(totals.matrix)
+    for rule, (fired, unknown, no_longer) in totals.rules.items():
         counts = impact.rules.setdefault(rule, RuleCounts())
         counts.newly_fired += fired
         counts.newly_unknown += unknown
         counts.no_longer_fired += no_longer
-    impact.changed.extend(changed[: max(0, impact.keep - len(impact.changed))])
-    impact.changed_total += changed_total
-    impact.rejected.update(rejected)
+    impact.changed.extend(totals.changed[: max(0, impact.keep - len(impact.changed))])
+    impact.changed_total += totals.changed_total
+    impact.rejected.update(totals.rejected)
     if advance is not None:
-        advance(total)
+        advance(totals.total)
 
 
 def record(

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from app.engine import load_ruleset
 from app.rulepack import replay
 from app.rulepack import service as rulepack_service
-from tests.factories import KEYRING, NOW, make_key
+from tests.factories import DATA_KEY, KEYRING, NOW, make_key
 from tests.rulepack.bulk import Expected, generate, load
 from tests.rulepack.packs import DEFAULT, stricter_pack
 
@@ -52,7 +52,8 @@ def test_worker_processes_give_the_same_report(session: Session, tmp_path: Path)
     load(session.connection(), chunks)
     reports = [
         replay.replay(session, keyring=KEYRING, clinic_id=clinic_id, candidate=candidate,
-                      period=replay.Period(), keep=100, workers=workers).to_dict()
+                      period=replay.Period(), keep=100, workers=workers,
+                      key_spec=DATA_KEY).to_dict()
         for workers in (1, 2)
     ]  # fmt: skip
     assert reports[0] == reports[1]
