@@ -33,6 +33,7 @@ templates = Jinja2Templates(
         _APP_DIR / "account" / "templates",
         _APP_DIR / "review" / "templates",
         _APP_DIR / "home" / "templates",
+        _APP_DIR / "rulepack" / "templates",
     ]
 )
 

@@ -23,16 +23,22 @@ from app.db.unit import UnitOfWork
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
 from app.form import router as form_router
+from app.form import service as form_service
 from app.health import router as health_router
 from app.home import router as home_router
 from app.invitation import router as invitation_router
 from app.jsonbody import body_schemas
 from app.metrics import Metrics
 from app.observability import HttpMiddleware
+from app.review import policy_ui
 from app.review import router as review_router
 from app.review import ui as review_ui
+from app.rulepack import policy as rulepack_policy
 from app.rulepack import router as rulepack_router
 from app.rulepack import service as rulepack_service
+from app.rulepack import translation as rulepack_translation
+from app.rulepack.policy import ActivePackCache
+from app.rulepack.service import RulesetCache
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
 
@@ -116,7 +122,11 @@ def create_app(
         clock=clock or SystemClock(settings.timezone),
         metrics=Metrics(),
         schema_heads=migrate.head_revisions(migrate.make_config()),
-        components={KeyCache: KeyCache()},
+        components={
+            KeyCache: KeyCache(),
+            ActivePackCache: ActivePackCache(),
+            RulesetCache: rulepack_service.stored_rulesets(),
+        },
     )
     app = FastAPI(
         title="Candidacy screening API",
@@ -144,7 +154,15 @@ def _lifespan(
         context = app_context(app)
         loaded = ruleset or load_checked_ruleset(context.settings.rules_path)
         with context.unit.session() as session:
-            rulepack_service.store_rule_pack(session, ruleset=loaded, now=context.clock.now())
+            now = context.clock.now()
+            rulepack_service.store_rule_pack(session, ruleset=loaded, now=now)
+            rulepack_translation.store(
+                session,
+                sha256=loaded.sha256,
+                catalogues=form_service.load_catalogues(context.settings.rules_path),
+                now=now,
+            )
+            rulepack_policy.adopt_unpinned(session, default=loaded, now=now)
         context.ruleset = loaded
         # The app's own SQLite engine leaves WAL checkpoints to a background thread.
         is_sqlite = engine is not None and engine.dialect.name == "sqlite"
@@ -173,6 +191,7 @@ def _mount(app: FastAPI) -> None:
     app.include_router(review_router.router)
     app.include_router(account_ui.router)
     app.include_router(review_ui.router)
+    app.include_router(policy_ui.router)
     app.include_router(home_router.router)
     html.install(app)
     schemas = body_schemas(screening_router.BODY_MODELS)

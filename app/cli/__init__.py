@@ -7,7 +7,7 @@ from sqlalchemy import exc as sa_exc
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from app.cli import apikey, audit, db, evaluate, form, keys, rules, serve, user
+from app.cli import apikey, audit, db, evaluate, form, keys, policy, rules, serve, user
 from app.db import migrate
 from app.logs import exception_fields
 from app.settings import get_settings
@@ -70,6 +70,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+for command in (policy.publish, policy.history, policy.rollback, policy.impact):
+    rules.app.command(command.__name__)(command)
 app.add_typer(rules.app, name="rules")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")

@@ -16,13 +16,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.context import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep, context_of
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_of
 from app.engine import Ruleset
 from app.errors import ValidationFailed
 from app.form import fields, pages, reading, views
 from app.form import service as form_service
 from app.form.pages import Draft, State
 from app.form.text import Text, pick_language
+from app.rulepack import active
 from app.screening import store
 
 FORM_PREFIX = form_service.FORM_PREFIX
@@ -63,6 +64,7 @@ class Visit:
     text: Text
     base: str
     ancestors: str
+    ruleset: Ruleset  # the pack the invitation was created under (issue 13)
 
     def render(
         self, request: Request, template: str, status: int = 200, **context: Any
@@ -131,16 +133,32 @@ async def link_page(request: Request, exc: Exception) -> Response:
 
 @dataclass(frozen=True, slots=True)
 class _Catalogues:
-    """The form's message catalogues by language, loaded on first use (an app component)."""
+    """The form's message catalogues by pack and language, loaded on first use (a component).
 
-    by_language: dict[str, Any]
+    Keyed by the pack's sha256; "" is the server's own pack, whose catalogues come from disk.
+    """
+
+    by_pack: dict[str, dict[str, Any]]
 
 
-def _catalogues(request: Request) -> dict[str, Any]:
+def _catalogues(request: Request, session: Any = None, sha256: str = "") -> dict[str, Any]:
+    """The translations of a pack: the server's own pack's from disk, others' as stored."""
     context = context_of(request)
-    return context.component(
-        _Catalogues, lambda: _Catalogues(form_service.load_catalogues(context.settings.rules_path))
-    ).by_language
+    if context.ruleset is not None and sha256 == context.ruleset.sha256:
+        sha256 = ""
+    cache = context.component(_Catalogues, lambda: _Catalogues({})).by_pack
+    cached = cache.get(sha256)
+    if cached is None:
+        rules_path = context.settings.rules_path
+        if sha256 and session is not None:
+            cached, is_own = form_service.pack_catalogues(
+                session, sha256=sha256, fallback_dir=rules_path
+            )
+        else:
+            cached, is_own = form_service.load_catalogues(rules_path), True
+        if is_own:
+            cache[sha256] = cached
+    return cached
 
 
 def _visit(*, allow_used: bool) -> Any:
@@ -165,9 +183,18 @@ def _visit(*, allow_used: bool) -> Any:
         language = pick_language(lang, invitation.language, accept)
         if lang == language:
             form_service.set_language(session, invitation=invitation, language=language)
+        context = context_of(request)
+        ruleset = form_service.pinned_ruleset(
+            session,
+            invitation=invitation,
+            rulesets=active.stored_rulesets(context),
+            default=context.loaded_ruleset(),
+        )
+        catalogues = _catalogues(request, session, ruleset.sha256)
         text = Text(language, catalogues.get(language))
-        ancestors = context_of(request).settings.form_frame_ancestors
-        return Visit(invitation, clinic, text, f"{FORM_PREFIX}/{clinic_id}/{token}", ancestors)
+        ancestors = context.settings.form_frame_ancestors
+        base = f"{FORM_PREFIX}/{clinic_id}/{token}"
+        return Visit(invitation, clinic, text, base, ancestors, ruleset)
 
     return visit
 
@@ -199,10 +226,9 @@ def _pages(ruleset: Ruleset) -> tuple[pages.Page, ...]:
     return pages.build_pages(ruleset)
 
 
-def form_state(
-    visit: OpenVisit, ruleset: RulesetDep, keyring: KeyRingDep, clock: ClockDep
-) -> FormState:
-    """Load the invitation's draft and work out which questions apply."""
+def form_state(visit: OpenVisit, keyring: KeyRingDep, clock: ClockDep) -> FormState:
+    """Load the invitation's draft and work out which questions apply (its pinned pack)."""
+    ruleset = visit.ruleset
     draft = form_service.load_draft(keyring, visit.invitation)
     draft, state = pages.prune(ruleset, draft, as_of=clock.today())
     return FormState(_pages(ruleset), draft, state)
@@ -271,9 +297,10 @@ def show_question(
 @router.post(LINK + "/q/{page_id}")
 def save_question(
     request: Request, page_id: str, visit: OpenVisit, form: StateDep, data: FormData,
-    session: SessionDep, ruleset: RulesetDep, keyring: KeyRingDep, clock: ClockDep,
+    session: SessionDep, keyring: KeyRingDep, clock: ClockDep,
 ) -> Response:  # fmt: skip
     """Validate and save a page; show it again with errors, or go to the next question."""
+    ruleset = visit.ruleset
     page = _applicable(form, page_id)
     if page is None:
         return visit.redirect(_resume_path(form))
@@ -313,7 +340,7 @@ def show_check(request: Request, visit: OpenVisit, form: StateDep) -> Response:
 
 @router.post(LINK + "/submit")
 def submit_answers(
-    request: Request, visit: OpenVisit, form: StateDep, session: SessionDep, ruleset: RulesetDep,
+    request: Request, visit: OpenVisit, form: StateDep, session: SessionDep,
     keyring: KeyRingDep, clock: ClockDep, request_id: RequestIdDep,
 ) -> Response:  # fmt: skip
     """Store the screening (the same service as the API, source "form"), then confirm."""
@@ -321,7 +348,7 @@ def submit_answers(
         return visit.redirect(_resume_path(form))
     try:
         form_service.submit(
-            session, ruleset=ruleset, keyring=keyring, invitation=visit.invitation,
+            session, ruleset=visit.ruleset, keyring=keyring, invitation=visit.invitation,
             clinic=visit.clinic, answers=form.draft.answers, now=clock.now(),
             as_of=clock.today(), request_id=request_id,
             confirmed_reading=form.draft.confirmed_reading,

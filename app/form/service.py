@@ -28,6 +28,9 @@ from app.form.fields import reading_items
 from app.form.pages import Draft
 from app.invitation import service as invitation_service
 from app.invitation.service import ClinicInfo, LinkProblem, LinkUnavailable
+from app.rulepack import policy as rulepack_policy
+from app.rulepack import translation as rulepack_translation
+from app.rulepack.service import RulesetCache
 from app.screening import service as screening_service
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "load_catalogues",
     "load_draft",
     "open_invitation",
+    "pack_catalogues",
+    "pinned_ruleset",
     "save_draft",
     "set_language",
     "submit",
@@ -64,6 +69,29 @@ def load_catalogues(pack_dir: Path) -> dict[str, Catalogue]:
     except RulesetError as error:
         logger.error("questionnaire translations not loaded: %s", "; ".join(error.problems))
         return {}
+
+
+def pinned_ruleset(
+    session: Session, *, invitation: Invitation, rulesets: RulesetCache, default: Ruleset
+) -> Ruleset:
+    """The pack the invitation was created under: every page and the submission use it."""
+    return rulepack_policy.invitation_ruleset(
+        session, invitation=invitation, rulesets=rulesets, default=default
+    )
+
+
+def pack_catalogues(
+    session: Session, *, sha256: str, fallback_dir: Path
+) -> tuple[dict[str, Catalogue], bool]:
+    """The translations stored with a pack, else the server's default pack's catalogues.
+
+    Returns the catalogues and whether they are the pack's own (stored, so cacheable).
+    The fallback is safe: a translation shows only while its English source is unchanged.
+    """
+    stored = rulepack_translation.load(session, sha256=sha256)
+    if stored:
+        return stored, True
+    return load_catalogues(fallback_dir), False
 
 
 def _aad(invitation: Invitation, column: str) -> bytes:

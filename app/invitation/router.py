@@ -9,6 +9,7 @@ from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_
 from app.errors import PROBLEM_JSON
 from app.invitation import service as invitation_service
 from app.invitation.schemas import InvitationCreate, InvitationRead
+from app.rulepack.active import clinic_ruleset
 
 router = APIRouter(prefix="/v1", tags=["invitations"])
 InvitationWriter = Annotated[
@@ -63,6 +64,7 @@ def create_invitation(
         now=clock.now(),
         actor=actor_of(client),
         request_id=request_id,
+        rule_pack_sha256=clinic_ruleset(request, session, client.clinic_id).sha256,
     )
     # The body holds the token: no cache may keep it.
     response.headers["Cache-Control"] = "no-store"

@@ -106,6 +106,17 @@ def _require_phone(session: Session, clinic_id: uuid.UUID) -> None:
         )
 
 
+def _checked_expiry(*, language: str, expires_at: datetime | None, now: datetime) -> datetime:
+    """The invitation's expiry; ValidationFailed for a bad one or an unsupported language."""
+    if language not in LANGUAGES:
+        raise _invalid("The language is not supported.", "#/language", "bad_choice")
+    expires = expires_at if expires_at is not None else now + DEFAULT_LIFETIME
+    if not now < expires <= now + MAX_LIFETIME:
+        detail = "expires_at must be in the future and at most 30 days away."
+        raise _invalid(detail, "#/expires_at", "out_of_range")
+    return expires
+
+
 def create(
     session: Session,
     *,
@@ -117,20 +128,18 @@ def create(
     now: datetime,
     actor: audit_service.Actor,
     request_id: str | None = None,
+    rule_pack_sha256: str | None = None,
 ) -> CreatedInvitation:
     """Store an invitation (subject encrypted, token hashed) and its audit event.
+
+    ``rule_pack_sha256`` pins the clinic's pack active now: the form uses it to the end.
 
     Raises ValidationFailed for an expiry in the past or more than 30 days away, or an
     unsupported language; Conflict when the clinic has no phone number (every form page
     tells the patient whom to call: "Contact X" without a number is no help).
     """
     _require_phone(session, clinic_id)
-    if language not in LANGUAGES:
-        raise _invalid("The language is not supported.", "#/language", "bad_choice")
-    expires = expires_at if expires_at is not None else now + DEFAULT_LIFETIME
-    if not now < expires <= now + MAX_LIFETIME:
-        detail = "expires_at must be in the future and at most 30 days away."
-        raise _invalid(detail, "#/expires_at", "out_of_range")
+    expires = _checked_expiry(language=language, expires_at=expires_at, now=now)
     token = secrets.token_urlsafe(32)
     invitation_id = uuid.uuid4()
     key_id, subject_ct = keyring.encrypt(
@@ -149,6 +158,7 @@ def create(
             expires_at=expires,
             submitted_at=None,
             screening_id=None,
+            rule_pack_sha256=rule_pack_sha256,
         )
     )
     session.flush()
@@ -160,6 +170,7 @@ def create(
         target_type="invitation",
         target_id=invitation_id,
         request_id=request_id,
+        ruleset_sha256=rule_pack_sha256,
         detail={"language": language, "expires_at": expires.isoformat()},
     )
     return CreatedInvitation(invitation_id, form_path(clinic_id, token), expires)

@@ -100,14 +100,18 @@ class Impact:
     def _count_rules(
         self, before: Mapping[str, str], after: Mapping[str, Any]
     ) -> tuple[tuple[str, str, str], ...]:
+        # Hot loop (a million screenings): statuses are StrEnums, compared as the strings
+        # they are; ``.value`` is read only for the few rules that moved.
         moved = []
-        for rule in {*before, *after}:
+        for rule, status in after.items():
             old = before.get(rule, "clear")
-            new = after[rule].value if rule in after else "clear"
-            if old == new:
-                continue
-            moved.append((rule, old, new))
-            counts = self.rules.setdefault(rule, RuleCounts())
+            if old != status:
+                moved.append((rule, old, status.value))
+        moved.extend((rule, old, "clear") for rule, old in before.items() if rule not in after)
+        for _rule, old, new in moved:
+            counts = self.rules.get(_rule)
+            if counts is None:
+                counts = self.rules[_rule] = RuleCounts()
             if new == "fired":
                 counts.newly_fired += 1
             elif new == "unknown":

@@ -108,6 +108,11 @@ class RulesetCache:
 _STORED = RulesetCache()
 
 
+def stored_rulesets() -> RulesetCache:
+    """The process's one cache of stored packs (``stored_ruleset``'s; an app component)."""
+    return _STORED
+
+
 def stored_ruleset(session: Session, *, sha256: str) -> Ruleset:
     """The rule pack stored under ``sha256``, rebuilt once per process and checked.
 

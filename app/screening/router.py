@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel
 
 from app.apikey import service as apikey_service
-from app.apikey.auth import ClinicClient, ScreeningReader, actor_of, authenticate
+from app.apikey.auth import ScreeningReader, actor_of, authenticate
 from app.audit.denials import marker as audited
-from app.context import KeyRingDep, RequestIdDep, RulesetDep, UnitDep, context_of, request_id_of
+from app.context import KeyRingDep, RequestIdDep, UnitDep, context_of, request_id_of
 from app.jsonbody import openapi_body, read_json
 from app.responses import (
     AUTH_ERRORS,
@@ -21,6 +21,7 @@ from app.responses import (
     problem_doc,
     problem_example,
 )
+from app.rulepack.active import ActiveRulesetDep, active_ruleset
 from app.screening import explain as screening_explain
 from app.screening import listing, store
 from app.screening import service as screening_service
@@ -69,10 +70,10 @@ async def evaluate_answers(request: Request) -> Response:
     """Validate and evaluate answers as of today in the clinic's time zone; nothing is stored."""
     # `async`: no I/O, and the CPU work takes microseconds: no threadpool round trip.
     parsed = await read_json(request, EvaluateCreate)
-    await authenticate(request, apikey_service.SCREENINGS_WRITE)
+    client = await authenticate(request, apikey_service.SCREENINGS_WRITE)
     body, context = parsed.value(), context_of(request)
     evaluation = screening_service.evaluate_answers(
-        context.loaded_ruleset(),
+        await active_ruleset(request, client.clinic_id),
         questionnaire=body.questionnaire,
         answers=body.answers,
         as_of=context.clock.today(),
@@ -111,7 +112,7 @@ async def create_screening(request: Request) -> Response:
     body, context = parsed.value(), context_of(request)
     store_it = partial(
         screening_service.submit,
-        ruleset=context.loaded_ruleset(),
+        ruleset=await active_ruleset(request, client.clinic_id),
         keyring=context.keyring,
         clinic_id=client.clinic_id,
         actor=actor_of(client),
@@ -244,9 +245,7 @@ def list_screenings(
     tags=["questionnaires"],
     responses=AUTH_ERRORS | NOT_FOUND,
 )
-def get_questionnaire(
-    questionnaire_id: str, _client: ClinicClient, ruleset: RulesetDep
-) -> Response:
+def get_questionnaire(questionnaire_id: str, ruleset: ActiveRulesetDep) -> Response:
     """The form definition: groups and items in display order, types, options and conditions."""
     return model_response(
         QuestionnaireRead,

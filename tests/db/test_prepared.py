@@ -143,6 +143,7 @@ def _clinic(name: str) -> dict[str, Any]:
         "form_origins": [],
         "require_totp": False,
         "created_at": datetime.now(UTC),
+        "rule_pack_sha256": None,
     }
 
 
