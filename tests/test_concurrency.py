@@ -143,7 +143,15 @@ def test_concurrent_submissions_are_stored_once_and_audited_gaplessly(
 
     replays = SUBMISSIONS - len(ids)
     assert _event_actions(database_url) == before + Counter(
-        {"rule_pack.loaded": 1, "screening.created": len(ids), "screening.read": replays}
+        # Four workers start at once: the pack, its translations and the clinic's pinning to
+        # it (issue 13) are each stored and audited exactly once.
+        {
+            "rule_pack.loaded": 1,
+            "rule_pack.translations_stored": 1,
+            "rule_pack.adopted": 1,
+            "screening.created": len(ids),
+            "screening.read": replays,
+        }
     )
     verify = subprocess.run(
         [sys.executable, "-m", "app", "audit", "verify", "--json"],
