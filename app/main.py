@@ -20,6 +20,7 @@ from app.db.session import LoopWriter, session_scope
 from app.deps import POSTGRES_WRITERS, Clock, KeyCache, SystemClock
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
+from app.fhir import router as fhir_router
 from app.form import router as form_router
 from app.health import router as health_router
 from app.invitation import router as invitation_router
@@ -164,6 +165,7 @@ def create_app(
     app.include_router(audit_router.router)
     app.include_router(health_router.router)
     app.include_router(invitation_router.router)
+    app.include_router(fhir_router.router)
     form_router.install(app)
     app.include_router(review_router.router)
     app.include_router(account_ui.router)

@@ -42,6 +42,7 @@ class Source(StrEnum):
 
     api = "api"
     form = "form"
+    fhir = "fhir"
 
 
 class FlagSeverity(StrEnum):
