@@ -13,6 +13,7 @@ from app import __version__, html, logs
 from app.account import ui as account_ui
 from app.audit import denials
 from app.audit import router as audit_router
+from app.cds import router as cds_router
 from app.crypto import KeyRing, KeySpecError
 from app.db import migrate
 from app.db.engine import WalCheckpointer, make_engine, make_sessionmaker
@@ -166,6 +167,7 @@ def create_app(
     app.include_router(health_router.router)
     app.include_router(invitation_router.router)
     app.include_router(fhir_router.router)
+    app.include_router(cds_router.router)
     form_router.install(app)
     app.include_router(review_router.router)
     app.include_router(account_ui.router)

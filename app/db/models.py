@@ -299,3 +299,19 @@ class Invitation(Base):
     expires_at: Mapped[datetime]
     submitted_at: Mapped[datetime | None]
     screening_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("screening.id"))
+
+
+# --- Interoperability: CDS Hooks clients -------------------------------------------------------
+
+
+class CdsClient(Base):
+    """An EHR that may call the CDS Hooks services for one clinic: its JWT issuer and JWKS URL."""
+
+    __tablename__ = "cds_client"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500), unique=True)
+    jwks_url: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
