@@ -33,6 +33,8 @@ from app.rulepack import service as rulepack_service
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
 from app.shortcut import Shortcuts
+from app.webhook import router as webhook_router
+from app.webhook import worker as webhook_worker
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +128,11 @@ def create_app(
             app.state.write_limiter = anyio.CapacityLimiter(POSTGRES_WRITERS)
         if checkpointer is not None:
             checkpointer.start()
+        # The webhook worker runs only on the app's own engine (not on a test's transaction).
+        deliveries = webhook_worker.start(factory, keyring, enabled=engine is not None)
         logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
         yield
+        deliveries.stop()
         if loop_writer is not None:
             loop_writer.close()
         if checkpointer is not None:
@@ -168,6 +173,7 @@ def create_app(
     app.include_router(invitation_router.router)
     app.include_router(fhir_router.router)
     app.include_router(cds_router.router)
+    app.include_router(webhook_router.router)
     form_router.install(app)
     app.include_router(review_router.router)
     app.include_router(account_ui.router)

@@ -29,6 +29,7 @@ from app.db.models import ActorType, AuditEvent, AuditHead, AuditOutcome, Screen
 from app.db.prepared import Prepared, pipeline_to_commit
 from app.db.session import session_scope
 from app.errors import NotFound
+from app.webhook import outbox
 
 __all__ = [
     "HASHED_COLUMNS",
@@ -215,6 +216,7 @@ def append(
     event_hash = canonical.chain_hash(prev_hash, fields, checked=False)
     _INSERT_EVENT.execute(connection, values | {"prev_hash": prev_hash, "hash": event_hash})
     _SET_HEAD_HASH.execute(connection, {"head_id": _HEAD_ID, "head_hash": event_hash})
+    outbox.emit(connection, values)  # webhook events ride on the change's transaction too
     return Appended(seq, event_hash)
 
 
