@@ -148,7 +148,9 @@ async def create_questionnaire_response(
         request_id=request_id_of(request),
         base_url=_base_url(request),
     )
-    received = await run_write(request, store)
+    received = await run_write(request, store)  # committed before the 201 is built
+    if not received.is_replay:
+        request.app.state.metrics.screenings.labels(received.decision).inc()
     headers = {"Location": f"/v1/screenings/{received.screening_id}"}
     return _fhir(
         received.body,

@@ -34,6 +34,7 @@ class Received:
     """The stored screening's id, the reply (a FHIR Parameters resource), replay or not."""
 
     screening_id: str
+    decision: str
     body: dict[str, Any]
     is_replay: bool
 
@@ -106,7 +107,8 @@ def receive(
     # Stored answers are the submitted ones without nulls (validate_answers keeps no nulls).
     answers = {key: value for key, value in parsed.answers.items() if value is not None}
     stored = response.build(ruleset, base_url=base_url, screening=created.body, answers=answers)
-    return Received(created.body["id"], _reply(stored, created.body), created.is_replay)
+    body = _reply(stored, created.body)
+    return Received(created.body["id"], created.body["decision"], body, created.is_replay)
 
 
 def _reply(stored: dict[str, Any], screening: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,20 @@ from standardwebhooks.webhooks import Webhook
 
 from app.account import service as account_service
 from app.apikey import service as apikey_service
-from app.db.models import DeliveryStatus, UserAccount, WebhookDelivery, WebhookEvent
+from app.audit import service as audit_service
+from app.db.models import (
+    Clinic,
+    DeliveryStatus,
+    Invitation,
+    UserAccount,
+    WebhookDelivery,
+    WebhookEvent,
+)
+from app.engine import Ruleset
+from app.form import service as form_service
+from app.invitation import service as invitation_service
 from app.review import service as review_service
+from app.rulepack import service as rulepack_service
 from app.webhook import worker
 from tests.factories import (
     CANDIDATE_ANSWERS,
@@ -269,3 +281,35 @@ def test_webhooks_api_needs_the_scope_and_hides_secrets(
     assert client.delete(f"/v1/webhooks/{endpoint}", headers=other).status_code == 404
     assert client.delete(f"/v1/webhooks/{endpoint}", headers=admin).status_code == 204
     assert client.get("/v1/webhooks", headers=admin).json()["items"] == []
+
+
+def test_form_submission_emits_invitation_completed_after_created(
+    client: TestClient, session: Session, session_factory: sessionmaker[Session],
+    admin: dict[str, str], ruleset: Ruleset,
+) -> None:  # fmt: skip
+    _add(client, admin, "http://127.0.0.1:9/x")
+    key = apikey_service.authenticate(session, key=admin["Authorization"].split()[1])
+    assert key is not None
+    rulepack_service.store_rule_pack(session, ruleset=ruleset, now=NOW)
+    invited = invitation_service.create(
+        session, keyring=KEYRING, clinic_id=key.clinic_id, subject={"reference": "MRN-9"},
+        language="en", expires_at=None, now=NOW, actor=audit_service.Actor.cli(),
+    )  # fmt: skip
+    screening = form_service.submit(
+        session, ruleset=ruleset, keyring=KEYRING,
+        invitation=session.get_one(Invitation, invited.invitation_id),
+        clinic=invitation_service.ClinicInfo.of(session.get_one(Clinic, key.clinic_id)),
+        answers=CANDIDATE_ANSWERS, now=NOW, as_of=NOW.date(),
+    )  # fmt: skip
+    session.commit()
+    sender = FakeSender()
+    _drain(_deliverer(session_factory, Clock(), sender))
+    assert [(kind, key) for _, kind, key in sender.sent] == [
+        ("screening.created", str(screening)),
+        ("invitation.completed", str(screening)),
+    ]
+    event = session.scalars(
+        select(WebhookEvent).where(WebhookEvent.type == "invitation.completed")
+    ).one()
+    assert event.payload["data"]["invitation_id"] == str(invited.invitation_id)
+    assert "MRN-9" not in json.dumps(event.payload)
