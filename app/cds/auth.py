@@ -17,9 +17,10 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.account.service import normalize_email
 from app.audit import service as audit_service
-from app.db.models import ActorType, CdsClient
-from app.errors import Unauthorized
+from app.db.models import ActorType, CdsClient, Role, UserAccount
+from app.errors import NotFound, Unauthorized, ValidationFailed
 
 ALGORITHMS = ("ES384", "RS384", "ES256", "RS256", "ES512", "RS512", "PS256", "PS384", "PS512")
 """Asymmetric algorithms only (the spec recommends ES384 and RS384); never HS* or none."""
@@ -151,5 +152,47 @@ def configure(
         target_type="cds_client",
         target_id=client.id,
         detail={"issuer": issuer, "jwks_url": jwks_url},
+    )
+    return client
+
+
+def link_practitioner(
+    session: Session,
+    *,
+    issuer: str,
+    ehr_user: str,
+    email: str,
+    actor: audit_service.Actor,
+    now: datetime,
+) -> CdsClient:
+    """Map the EHR's user reference (``context.userId``) to a physician of the same clinic.
+
+    Feedback that overrides a card is then also recorded as that physician's review.
+    Raises NotFound (no such issuer) and ValidationFailed (no such physician in the clinic).
+    """
+    client = session.scalars(select(CdsClient).where(CdsClient.issuer == issuer)).one_or_none()
+    if client is None:
+        raise NotFound("No CDS client with this issuer.")
+    user = session.scalars(
+        select(UserAccount).where(UserAccount.email == normalize_email(email))
+    ).one_or_none()
+    if (
+        user is None
+        or user.clinic_id != client.clinic_id
+        or user.role is not Role.physician
+        or user.disabled_at is not None
+    ):
+        raise ValidationFailed("No active physician with this email in the issuer's clinic.")
+    client.practitioners = {**(client.practitioners or {}), ehr_user: str(user.id)}
+    client.updated_at = now
+    session.flush()
+    audit_service.append(
+        session,
+        action="cds_client.practitioner_linked",
+        actor=actor,
+        clinic_id=client.clinic_id,
+        target_type="cds_client",
+        target_id=client.id,
+        detail={"ehr_user": ehr_user, "user_id": str(user.id)},
     )
     return client

@@ -88,7 +88,7 @@ def call_cds_service(
 def record_cds_feedback(
     request: Request, service_id: str, feedback: FeedbackRequest, transaction: TransactionDep
 ) -> Response:
-    """Record what the clinician did with each card, as audit events."""
+    """Record what the clinician did with each card (a linked physician's override: a review)."""
     with transaction as session:
         caller = cds_auth.authenticate(session, **_credentials(request, service_id))
         cds_service.record_feedback(
@@ -96,6 +96,8 @@ def record_cds_feedback(
             caller=caller,
             service_id=service_id,
             feedback=feedback,
-            request_id=request_id_of(request),
+            context=cds_service.FeedbackContext(
+                keyring_of(request), clock_of(request).now(), request_id_of(request)
+            ),
         )
     return Response(status_code=200)

@@ -10,22 +10,24 @@ Contracts: never commits; Unauthorized, NotFound and ValidationFailed as documen
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.account.service import principal_of
 from app.audit import service as audit_service
 from app.cds import cards
 from app.cds.auth import Caller
-from app.cds.schemas import FeedbackRequest, HookRequest
+from app.cds.schemas import FeedbackItem, FeedbackRequest, HookRequest
 from app.crypto import KeyRing, field_aad
-from app.db.models import AuditEvent, Screening
+from app.db.models import AuditEvent, CdsClient, Screening, UserAccount
 from app.engine import Ruleset
 from app.errors import NotFound, ProblemItem, ValidationFailed
 from app.fhir import response as fhir_response
 from app.fhir.questionnaire import canonical_url
+from app.review import service as review_service
 from app.screening import service as screening_service
 
 SUBJECT_SCAN_LIMIT = 1000
@@ -140,9 +142,16 @@ def advise(
             "indicator": card["indicator"],
             "origin": origin,
             "screening_id": screening_id,
+            "user": _user_of(hook),
         },
     )
     return {"cards": [card]}
+
+
+def _user_of(hook: HookRequest) -> str | None:
+    """The EHR user who triggered the hook (a practitioner reference), if given."""
+    user = hook.context.get("userId")
+    return user[:200] if isinstance(user, str) else None
 
 
 def _latest_response(prefetched: object, questionnaire_id: str) -> dict[str, Any] | None:
@@ -229,17 +238,29 @@ def _latest_screening(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class FeedbackContext:
+    """What recording feedback needs besides the request: keys, time, request id."""
+
+    keyring: KeyRing
+    now: datetime
+    request_id: str | None
+
+
 def record_feedback(
     session: Session,
     *,
     caller: Caller,
     service_id: str,
     feedback: FeedbackRequest,
-    request_id: str | None,
+    context: FeedbackContext,
 ) -> int:
     """Audit each card outcome as ``cds.feedback_recorded``; NotFound for an unknown card.
 
-    The override's coded reason is kept; its free-text comment is not (it may hold PHI).
+    An override with one of our coded reasons, of a card about a stored screening, by an EHR
+    user linked to a physician (``screening cds link-user``) is also recorded as that
+    physician's review: cleared with that override reason, the comment as its (encrypted)
+    note. The audit event keeps the coded reason, never the comment (it may hold PHI).
     """
     find_service(service_id)
     for item in feedback.feedback:
@@ -254,6 +275,7 @@ def record_feedback(
         if advised is None:
             raise NotFound("No card with this uuid was issued to this clinic.")
         reason = item.overrideReason.reason if item.overrideReason is not None else None
+        review_id = _override_review(session, caller, item, advised.detail or {}, context)
         audit_service.append(
             session,
             action="cds.feedback_recorded",
@@ -261,14 +283,57 @@ def record_feedback(
             clinic_id=caller.clinic_id,
             target_type="cds_card",
             target_id=item.card,
-            request_id=request_id,
+            request_id=context.request_id,
             detail={
                 "service": service_id,
                 "outcome": item.outcome,
                 "override_reason": None if reason is None else reason.code[:100],
                 "has_comment": bool(item.overrideReason and item.overrideReason.userComment),
                 "screening_id": (advised.detail or {}).get("screening_id"),
+                "review_id": review_id,
                 "outcome_timestamp": item.outcomeTimestamp,
             },
         )
     return len(feedback.feedback)
+
+
+def _override_review(
+    session: Session,
+    caller: Caller,
+    item: FeedbackItem,
+    advised: dict[str, Any],
+    context: FeedbackContext,
+) -> str | None:
+    """Record an override as the linked physician's review; None when it does not apply."""
+    override = item.overrideReason
+    reason = None if override is None else override.reason
+    screening_id, user = advised.get("screening_id"), advised.get("user")
+    if item.outcome != "overridden" or reason is None or screening_id is None or user is None:
+        return None
+    if (
+        reason.system not in (None, cards.OVERRIDE_SYSTEM)
+        or reason.code not in review_service.OVERRIDE_REASONS
+    ):
+        return None
+    client = session.get_one(CdsClient, caller.client_id)
+    user_id = (client.practitioners or {}).get(user)
+    account = None if user_id is None else session.get(UserAccount, uuid.UUID(user_id))
+    if account is None or account.clinic_id != caller.clinic_id:
+        return None
+    target = uuid.UUID(screening_id)
+    note = (override.userComment or "") if override is not None else ""
+    recorded = review_service.record(
+        session,
+        keyring=context.keyring,
+        reviewer=principal_of(account),
+        screening_id=target,
+        review=review_service.ReviewInput(
+            review_service.Disposition.cleared, note[: review_service.MAX_NOTE], reason.code
+        ),
+        if_match=review_service.current_etag(
+            session, clinic_id=caller.clinic_id, screening_id=target
+        ),
+        now=context.now,
+        request_id=context.request_id,
+    )
+    return str(recorded.review.id)

@@ -16,6 +16,7 @@ from app.cli.db import fail, settings_or_exit
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.session import session_scope
+from app.errors import NotFound, ValidationFailed
 
 app = typer.Typer(
     help="CDS Hooks: the EHRs allowed to call the CDS services.", no_args_is_help=True
@@ -60,3 +61,25 @@ def configure(
         )
         client_id = client.id
     typer.echo(f"CDS client {client_id}: issuer {issuer!r} of clinic {clinic!r}, keys {jwks_url}")
+
+
+@app.command("link-user")
+def link_user(
+    issuer: Annotated[str, typer.Option(help="The EHR's JWT issuer, as configured.")],
+    ehr_user: Annotated[str, typer.Option(help="The EHR's user reference (context.userId).")],
+    email: Annotated[str, typer.Option(help="Email of a physician of the issuer's clinic.")],
+) -> None:
+    """Let that EHR user's card overrides be recorded as this physician's reviews."""
+    try:
+        with migrated_session() as session:
+            cds_auth.link_practitioner(
+                session,
+                issuer=issuer,
+                ehr_user=ehr_user,
+                email=email,
+                actor=audit_service.Actor.cli(),
+                now=datetime.now(UTC),
+            )
+    except (NotFound, ValidationFailed) as error:
+        fail(error.detail)
+    typer.echo(f"EHR user {ehr_user!r} of {issuer!r} is now {email}.")

@@ -314,6 +314,8 @@ class CdsClient(Base):
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), index=True)
     issuer: Mapped[str] = mapped_column(String(500), unique=True)
     jwks_url: Mapped[str] = mapped_column(String(2000))
+    # EHR user reference (context.userId, e.g. "Practitioner/123") → our user id, as text.
+    practitioners: Mapped[dict[str, str] | None] = mapped_column(PortableJSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

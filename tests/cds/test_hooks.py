@@ -11,14 +11,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.cds import auth as cds_auth
-from app.db.models import AuditEvent, AuditOutcome
+from app.db.models import AuditEvent, AuditOutcome, Clinic
 from app.engine import Ruleset
+from app.errors import NotFound, ValidationFailed
 from tests.cds import spec
 from tests.cds.support import ISSUER, Signer, jwks_server
 from tests.factories import CANDIDATE_ANSWERS, NOW, auth, make_key
 from tests.fhir.support import response
+from tests.review.seed import make_user
 
 PATIENT_VIEW = "ketamine-screening-patient-view"
 BOOKING = "ketamine-screening-appointment-book"
@@ -225,3 +228,67 @@ def test_wrong_hook_for_the_service_is_422(
     assert wrong.status_code == 422
     missing = client.post("/cds-services/nope", json=_hook(), headers=ehr.headers("nope"))
     assert missing.status_code in (401, 404)
+
+
+def test_override_by_a_linked_physician_is_recorded_as_their_review(
+    client: TestClient, session: Session, clinic: dict[str, str], ehr: Signer
+) -> None:
+    screening_id = _screen(client, clinic, PREGNANT)
+    key = apikey_service.authenticate(session, key=clinic["Authorization"].split()[1])
+    assert key is not None
+    clinic_name = session.get_one(Clinic, key.clinic_id).name
+    make_user(session, clinic=clinic_name, email="dr.cds@example.test")
+    cds_auth.link_practitioner(
+        session,
+        issuer=ISSUER,
+        ehr_user="Practitioner/dr-1",
+        email="dr.cds@example.test",
+        actor=audit_service.Actor.cli(),
+        now=NOW,
+    )
+    session.flush()
+    card = _card(client.post(f"/cds-services/{PATIENT_VIEW}", json=_hook(),
+                             headers=ehr.headers(PATIENT_VIEW)))  # fmt: skip
+    specialist = next(r for r in card["overrideReasons"] if r["code"] == "specialist_cleared")
+    feedback = {"feedback": [{
+        "card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-06-15T14:31:00Z",
+        "overrideReason": {"reason": specialist, "userComment": "Seen by cardio"}}]}  # fmt: skip
+    url = f"/cds-services/{PATIENT_VIEW}/feedback"
+    assert client.post(url, json=feedback, headers=ehr.headers(PATIENT_VIEW)).status_code == 200
+    review = client.get(f"/v1/screenings/{screening_id}", headers=clinic).json()["review"]
+    assert review["disposition"] == "cleared"
+    event = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "cds.feedback_recorded")
+    ).one()
+    assert event.detail is not None
+    assert event.detail["review_id"] is not None
+    recorded = session.scalars(select(AuditEvent).where(AuditEvent.action == "review.recorded"))
+    assert [e.detail["override_reason"] for e in recorded if e.detail] == ["specialist_cleared"]
+
+
+def test_override_by_an_unlinked_user_records_no_review(
+    client: TestClient, session: Session, clinic: dict[str, str], ehr: Signer
+) -> None:
+    screening_id = _screen(client, clinic, PREGNANT)
+    card = _card(client.post(f"/cds-services/{PATIENT_VIEW}", json=_hook(),
+                             headers=ehr.headers(PATIENT_VIEW)))  # fmt: skip
+    feedback = {"feedback": [{
+        "card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-06-15T14:31:00Z",
+        "overrideReason": {"reason": card["overrideReasons"][0]}}]}  # fmt: skip
+    url = f"/cds-services/{PATIENT_VIEW}/feedback"
+    assert client.post(url, json=feedback, headers=ehr.headers(PATIENT_VIEW)).status_code == 200
+    assert client.get(f"/v1/screenings/{screening_id}", headers=clinic).json()["review"] is None
+
+
+def test_link_practitioner_needs_a_physician_of_the_clinic(
+    session: Session, clinic: dict[str, str]
+) -> None:
+    make_user(session, clinic="Another clinic", email="dr.other@example.test")
+    with pytest.raises(ValidationFailed):
+        cds_auth.link_practitioner(session, issuer=ISSUER, ehr_user="Practitioner/x",
+                                   email="dr.other@example.test",
+                                   actor=audit_service.Actor.cli(), now=NOW)  # fmt: skip
+    with pytest.raises(NotFound):
+        cds_auth.link_practitioner(session, issuer="https://nope.test", ehr_user="P/x",
+                                   email="dr.other@example.test",
+                                   actor=audit_service.Actor.cli(), now=NOW)  # fmt: skip

@@ -42,3 +42,24 @@ def test_configure_refuses_an_unknown_clinic_or_a_bad_url(
     bad = invoke(*base, "--clinic", "Sunrise", "--jwks-url", "file:///etc/passwd", env=env)
     assert bad.exit_code == 1
     assert "--jwks-url" in bad.stderr
+
+
+def test_link_user_maps_an_ehr_user_to_a_physician(invoke: Invoke, empty_database_url: str) -> None:
+    env = {"SCREENING_DATABASE_URL": empty_database_url}
+    assert invoke("db", "upgrade", env=env).exit_code == 0
+    assert invoke("apikey", "create", "--clinic", "Sunrise", env=env).exit_code == 0
+    created = invoke("user", "create", "--clinic", "Sunrise", "--email", "dr@sunrise.test",
+                     "--role", "physician", env=env)  # fmt: skip
+    assert created.exit_code == 0, created.output
+    base = ("cds", "configure", "--clinic", "Sunrise", "--issuer", "https://ehr.test")
+    assert invoke(*base, "--jwks-url", JWKS, env=env).exit_code == 0
+    link = ("cds", "link-user", "--issuer", "https://ehr.test", "--ehr-user", "Practitioner/9")
+    linked = invoke(*link, "--email", "dr@sunrise.test", env=env)
+    assert linked.exit_code == 0, linked.output
+    unknown = invoke(*link, "--email", "nobody@sunrise.test", env=env)
+    assert unknown.exit_code == 1
+    engine = make_engine(empty_database_url)
+    with make_sessionmaker(engine)() as session:
+        client = session.scalars(select(CdsClient)).one()
+        assert list((client.practitioners or {}).keys()) == ["Practitioner/9"]
+    engine.dispose()
