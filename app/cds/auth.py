@@ -43,12 +43,23 @@ class Caller:
 
 
 class JwksCache:
-    """One PyJWKClient per JWKS URL; each caches keys and refetches on an unknown ``kid``."""
+    """One PyJWKClient per JWKS URL (keys cached, refetched on an unknown ``kid``); seen jtis."""
 
     def __init__(self, timeout: float = 5.0) -> None:
         self._clients: dict[str, jwt.PyJWKClient] = {}
         self._lock = threading.Lock()
         self._timeout = timeout
+        self._seen: dict[tuple[str, str], float] = {}  # (iss, jti) → exp
+
+    def is_replay(self, issuer: str, jti: str, expires: float, now: float) -> bool:
+        """Whether this (issuer, jti) was already used (in this process) before it expired."""
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen = {key: exp for key, exp in self._seen.items() if exp > now}
+            if (issuer, jti) in self._seen:
+                return True
+            self._seen[(issuer, jti)] = expires
+            return False
 
     def signing_key(self, url: str, token: str) -> Any:
         """The key that signed ``token``, from the JWKS at ``url``."""
@@ -110,6 +121,8 @@ def authenticate(
     except (jwt.PyJWTError, OSError):
         raise _denied("bad signature, audience or claims, or the keys could not be read") from None
     _check_times(claims, now)
+    if jwks.is_replay(client.issuer, str(claims["jti"]), claims["exp"], now.timestamp()):
+        raise _denied("this jti was already used")  # the spec's replay protection
     return Caller(client.id, client.clinic_id, client.issuer)
 
 

@@ -181,6 +181,14 @@ def test_bad_or_expired_jwt_is_401_and_audited(
     assert len(events) == 1
 
 
+def test_a_replayed_jwt_is_401(client: TestClient, clinic: dict[str, str], ehr: Signer) -> None:
+    headers = ehr.headers(PATIENT_VIEW)
+    first = client.post(f"/cds-services/{PATIENT_VIEW}", json=_hook(), headers=headers)
+    assert first.status_code == 200
+    again = client.post(f"/cds-services/{PATIENT_VIEW}", json=_hook(), headers=headers)
+    assert again.status_code == 401
+
+
 def test_every_call_is_audited(
     client: TestClient, session: Session, clinic: dict[str, str], ehr: Signer
 ) -> None:
