@@ -154,8 +154,13 @@ def _user_of(hook: HookRequest) -> str | None:
     return user[:200] if isinstance(user, str) else None
 
 
-def _latest_response(prefetched: object, questionnaire_id: str) -> dict[str, Any] | None:
-    """The newest QuestionnaireResponse for our questionnaire in a resource or a Bundle."""
+def _latest_response(
+    prefetched: object, questionnaire_id: str, patient_id: str
+) -> dict[str, Any] | None:
+    """The newest QuestionnaireResponse of this patient for our questionnaire.
+
+    From a resource or a searchset Bundle; a response about another patient is ignored.
+    """
     if not isinstance(prefetched, dict):
         return None
     candidates: list[object] = [prefetched]
@@ -169,15 +174,21 @@ def _latest_response(prefetched: object, questionnaire_id: str) -> dict[str, Any
         if isinstance(one, dict)
         and one.get("resourceType") == "QuestionnaireResponse"
         and marker in str(one.get("questionnaire", ""))
+        and _subject_of(one) in (patient_id, f"Patient/{patient_id}")
     ]
     return max(responses, key=lambda one: str(one.get("authored", "")), default=None)
+
+
+def _subject_of(resource: dict[str, Any]) -> object:
+    subject = resource.get("subject")
+    return subject.get("reference") if isinstance(subject, dict) else None
 
 
 def _prefetched(
     hook: HookRequest, patient_id: str, advice: Advice, card_uuid: str
 ) -> tuple[str | None, str, dict[str, Any] | None]:
     resource = _latest_response((hook.prefetch or {}).get("questionnaireResponse"),
-                                advice.ruleset.questionnaire.id)  # fmt: skip
+                                advice.ruleset.questionnaire.id, patient_id)  # fmt: skip
     if resource is None:
         return None, "none", None
     try:

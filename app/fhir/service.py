@@ -161,10 +161,8 @@ def capability_statement(*, base_url: str, now: datetime) -> dict[str, Any]:
         },
         "fhirVersion": "4.0.1",
         "format": [FHIR_JSON, "json"],
-        "instantiates": [
-            "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-manager",
-            "http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-receiver",
-        ],
+        # Only what is implemented: no search, so not an SDC form manager.
+        "instantiates": ["http://hl7.org/fhir/uv/sdc/CapabilityStatement/sdc-form-receiver"],
         "rest": [
             {
                 "mode": "server",

@@ -118,8 +118,8 @@ def test_stored_screening_card(
 def test_prefetched_response_is_evaluated_not_stored(
     client: TestClient, clinic: dict[str, str], ehr: Signer, ruleset: Ruleset
 ) -> None:
-    bundle = {"resourceType": "Bundle", "type": "searchset",
-              "entry": [{"resource": response(ruleset, PREGNANT)}]}  # fmt: skip
+    answered = response(ruleset, PREGNANT, reference="Patient/p-1")
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": answered}]}
     prefetch = {"questionnaireResponse": bundle}
     card = _card(client.post(f"/cds-services/{BOOKING}",
                              json=_hook("appointment-book", prefetch=prefetch),
@@ -128,6 +128,16 @@ def test_prefetched_response_is_evaluated_not_stored(
     assert "links" not in card
     listed = client.get("/v1/screenings", headers=clinic).json()
     assert listed["items"] == []
+
+
+def test_a_prefetched_response_of_another_patient_is_ignored(
+    client: TestClient, clinic: dict[str, str], ehr: Signer, ruleset: Ruleset
+) -> None:
+    prefetch = {"questionnaireResponse": response(ruleset, PREGNANT, reference="Patient/other")}
+    card = _card(client.post(f"/cds-services/{PATIENT_VIEW}", json=_hook(prefetch=prefetch),
+                             headers=ehr.headers(PATIENT_VIEW)))  # fmt: skip
+    assert card["indicator"] == "warning"
+    assert "no screening" in card["summary"]
 
 
 def test_no_screening_on_file_is_a_warning(
