@@ -15,6 +15,7 @@ from app.account import ui as account_ui
 from app.apikey.auth import KeyCache
 from app.audit import denials
 from app.auditlog import router as audit_router
+from app.cds import router as cds_router
 from app.context import AppContext, Clock, SystemClock, app_context
 from app.crypto import KeyRing, KeySpecError
 from app.db import migrate
@@ -22,6 +23,7 @@ from app.db.engine import WalCheckpointer, make_engine, make_sessionmaker
 from app.db.unit import UnitOfWork
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.errors import install_handlers
+from app.fhir import router as fhir_router
 from app.form import router as form_router
 from app.form import service as form_service
 from app.health import router as health_router
@@ -41,6 +43,8 @@ from app.rulepack.policy import ActivePackCache
 from app.rulepack.service import RulesetCache
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
+from app.webhook import router as webhook_router
+from app.webhook import worker as webhook_worker
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +173,13 @@ def _lifespan(
         checkpointer = WalCheckpointer(engine) if engine is not None and is_sqlite else None
         if checkpointer is not None:
             checkpointer.start()
+        # The webhook worker runs only on the app's own engine (not on a test's transaction).
+        deliveries = webhook_worker.start(
+            context.unit.factory, context.keyring, enabled=engine is not None
+        )
         logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
         yield
+        deliveries.stop()
         context.unit.close()
         if checkpointer is not None:
             checkpointer.stop()
@@ -187,6 +196,9 @@ def _mount(app: FastAPI) -> None:
     app.include_router(audit_router.router)
     app.include_router(health_router.router)
     app.include_router(invitation_router.router)
+    app.include_router(fhir_router.router)
+    app.include_router(cds_router.router)
+    app.include_router(webhook_router.router)
     form_router.install(app)
     app.include_router(review_router.router)
     app.include_router(account_ui.router)

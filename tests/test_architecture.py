@@ -4,9 +4,11 @@ The layers, lowest first (issue 14): the pure core and base modules; storage (``
 whose unit of work alone begins and commits transactions); the shared HTTP helpers (errors,
 responses, pages, JSON bodies, the app context); then the domains in the order
 ``audit < apikey, datakey < account, rulepack < screening < review < invitation < form``;
-and the edges on top (the audit-trail API, health, the middleware, ``create_app``, the CLI).
-A module imports only from lower layers or its own package, so packages cannot import in a
-cycle; every module of ``app`` must be placed in a layer.
+then the interoperability interfaces of issue 16 (``fhir, webhook < cds``; the webhook
+outbox rows are written by ``app.audit.outbox``, below them); and the edges on top (the
+audit-trail API, health, the middleware, ``create_app``, the CLI). A module imports only
+from lower layers or its own package, so packages cannot import in a cycle; every module of
+``app`` must be placed in a layer.
 """
 
 import ast
@@ -55,6 +57,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("app.review",),
     ("app.invitation",),
     ("app.form",),
+    ("app.fhir", "app.webhook"),
+    ("app.cds",),
     ("app.auditlog", "app.health", "app.observability", "app.home"),
     ("app.main",),
     ("app.cli",),

@@ -24,7 +24,8 @@ SCREENINGS_READ = "screenings:read"
 SCREENINGS_WRITE = "screenings:write"
 INVITATIONS_WRITE = "invitations:write"
 AUDIT_READ = "audit:read"
-SCOPES = (SCREENINGS_READ, SCREENINGS_WRITE, INVITATIONS_WRITE, AUDIT_READ)
+WEBHOOKS_WRITE = "webhooks:write"
+SCOPES = (SCREENINGS_READ, SCREENINGS_WRITE, INVITATIONS_WRITE, AUDIT_READ, WEBHOOKS_WRITE)
 # Everything intake software needs (DESIGN.md, `apikey create`); reading the clinic's audit
 # trail is a compliance task, granted only on request (least privilege).
 DEFAULT_SCOPES = (SCREENINGS_READ, SCREENINGS_WRITE, INVITATIONS_WRITE)

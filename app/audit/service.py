@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Connection, Table, bindparam, insert, update
 from sqlalchemy.orm import Session
 
-from app.audit import canonical
+from app.audit import canonical, outbox
 from app.db.models import ActorType, AuditEvent, AuditHead, AuditOutcome, Screening
 from app.db.prepared import Prepared
 from app.db.unit import UnitOfWork, pipeline_to_commit
@@ -212,6 +212,7 @@ def _chain(connection: Connection, values: dict[str, Any], prev_hash: str) -> Ap
     event_hash = canonical.chain_hash(prev_hash, fields, checked=False)
     _INSERT_EVENT.execute(connection, values | {"prev_hash": prev_hash, "hash": event_hash})
     _SET_HEAD_HASH.execute(connection, {"head_id": _HEAD_ID, "head_hash": event_hash})
+    outbox.emit(connection, values)  # webhook events ride on the change's transaction too
     return Appended(values["seq"], event_hash)
 
 

@@ -7,7 +7,20 @@ from sqlalchemy import exc as sa_exc
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from app.cli import apikey, audit, db, evaluate, form, keys, policy, rules, serve, user
+from app.cli import (
+    apikey,
+    audit,
+    cds,
+    db,
+    evaluate,
+    form,
+    keys,
+    policy,
+    rules,
+    serve,
+    user,
+    webhook,
+)
 from app.db import migrate
 from app.logs import exception_fields
 from app.settings import get_settings
@@ -81,6 +94,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(user.app, name="user")
 app.add_typer(form.app, name="form")
+app.add_typer(cds.app, name="cds")
+app.add_typer(webhook.app, name="webhook")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,6 +43,7 @@ class Source(StrEnum):
 
     api = "api"
     form = "form"
+    fhir = "fhir"
 
 
 class FlagSeverity(StrEnum):
@@ -304,58 +306,94 @@ class Invitation(Base):
     rule_pack_sha256: Mapped[str | None] = mapped_column(ForeignKey("rule_pack.sha256"))
 
 
-# --- Per-clinic policy (issue 13) ------------------------------------------------------------
+class CdsClient(Base):
+    """An EHR that may call the CDS Hooks services for one clinic: its JWT issuer and JWKS URL."""
 
-
-class ActivationKind(StrEnum):
-    """How a pack became a clinic's active pack."""
-
-    adopted = "adopted"  # the server's default, on the clinic's first use
-    migrated = "migrated"  # the pack the clinic was using when per-clinic packs arrived
-    published = "published"
-    rolled_back = "rolled_back"
-
-
-class RulePackActivation(Base):
-    """One change of a clinic's active pack (append-only: the clinic's pack history)."""
-
-    __tablename__ = "rule_pack_activation"
-    __table_args__ = (Index("ix_rule_pack_activation_clinic_id", "clinic_id", "id"),)
-
-    # Ordered: several activations may share a timestamp (a clock fixed in tests, a fast CLI).
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"))
-    kind: Mapped[ActivationKind] = mapped_column(str_enum(ActivationKind, "activation_kind"))
-    from_sha256: Mapped[str | None] = mapped_column(ForeignKey("rule_pack.sha256"))
-    to_sha256: Mapped[str] = mapped_column(ForeignKey("rule_pack.sha256"))
-    actor_type: Mapped[ActorType] = mapped_column(str_enum(ActorType, "actor_type"))
-    actor_id: Mapped[str | None] = mapped_column(String(100))
-    activated_at: Mapped[datetime]
-
-
-class RulePackTranslation(Base):
-    """A stored pack's questionnaire translations in one language (not part of its sha256)."""
-
-    __tablename__ = "rule_pack_translation"
-
-    sha256: Mapped[str] = mapped_column(ForeignKey("rule_pack.sha256"), primary_key=True)
-    language: Mapped[str] = mapped_column(String(8), primary_key=True)
-    entries: Mapped[dict[str, Any]] = mapped_column(PortableJSON)
-    stored_at: Mapped[datetime]
-
-
-class ImpactReport(Base):
-    """The result of one ``rules impact`` run: counts and screening ids only, never PHI."""
-
-    __tablename__ = "impact_report"
-    __table_args__ = (Index("ix_impact_report_clinic_created", "clinic_id", "created_at"),)
+    __tablename__ = "cds_client"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"))
-    active_sha256: Mapped[str | None] = mapped_column(String(SHA256_HEX))
-    candidate_sha256: Mapped[str] = mapped_column(String(SHA256_HEX))
-    since_date: Mapped[date | None] = mapped_column(Date)
-    until_date: Mapped[date | None] = mapped_column(Date)
-    actor_id: Mapped[str | None] = mapped_column(String(100))
-    report: Mapped[dict[str, Any]] = mapped_column(PortableJSON)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500), unique=True)
+    jwks_url: Mapped[str] = mapped_column(String(2000))
+    # EHR user reference (context.userId, e.g. "Practitioner/123") → our user id, as text.
+    practitioners: Mapped[dict[str, str] | None] = mapped_column(PortableJSON)
     created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+# --- Interoperability: webhooks (transactional outbox, endpoints, deliveries) -----------------
+
+
+class DeliveryStatus(StrEnum):
+    """Where a webhook delivery stands."""
+
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class WebhookEndpoint(Base):
+    """A clinic's webhook receiver: URL, subscribed event types, signing secret (encrypted)."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(PortableJSON)
+    key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
+    secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    # The audit seq of its creation: it receives the events of later changes only.
+    since_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+
+
+class WebhookEvent(Base):
+    """The outbox: an event written in the transaction of the change it reports.
+
+    Ordered by the audit event that carried the change (``audit_seq``, then ``position``).
+    """
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (Index("ix_webhook_event_dispatched", "is_dispatched", "audit_seq"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(Integer)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    order_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(PortableJSON)
+    created_at: Mapped[datetime]
+    is_dispatched: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: its status, attempts, next attempt, lease and last error."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        Index("ix_webhook_delivery_status", "status", "audit_seq", "position"),
+        Index("ix_webhook_delivery_endpoint", "endpoint_id", "created_at"),
+        UniqueConstraint("event_id", "endpoint_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_event.id"))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoint.id"))
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(Integer)
+    order_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[DeliveryStatus] = mapped_column(str_enum(DeliveryStatus, "delivery_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+# Registers the policy tables, kept in their own module (module budget), on the metadata.
+from app.db import policy_models as policy_models  # noqa: E402

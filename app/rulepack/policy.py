@@ -17,14 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.db.models import (
-    ActivationKind,
-    Clinic,
-    Invitation,
-    RulePack,
-    RulePackActivation,
-    Screening,
-)
+from app.db.models import Clinic, Invitation, RulePack, Screening
+from app.db.policy_models import ActivationKind, RulePackActivation
 from app.engine import Ruleset
 from app.errors import Conflict, NotFound
 from app.rulepack import service as rulepack_service

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
 from app.crypto import KeyRing
-from app.db.models import ImpactReport, Screening, ScreeningFlag
+from app.db.models import Screening, ScreeningFlag
+from app.db.policy_models import ImpactReport
 from app.engine import Ruleset
 from app.rulepack import worker
 from app.rulepack.impact import Impact, RuleCounts, StoredScreening

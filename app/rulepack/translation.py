@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.db.models import RulePackTranslation
+from app.db.policy_models import RulePackTranslation
 from app.db.unit import savepoint
 from app.engine.translations import Catalogue, Entry
 

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.models import AuditEvent, Clinic, ImpactReport
+from app.db.models import AuditEvent, Clinic
+from app.db.policy_models import ImpactReport
 from app.db.unit import session_scope
 from app.engine import load_ruleset
 from tests.cli.conftest import Invoke

@@ -21,7 +21,8 @@ from app.audit import service as audit_service
 from app.context import app_context
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.models import Clinic, Invitation, RulePackActivation, Screening
+from app.db.models import Clinic, Invitation, Screening
+from app.db.policy_models import RulePackActivation
 from app.db.unit import session_scope
 from app.engine import Ruleset, load_ruleset
 from app.main import create_app
@@ -37,7 +38,7 @@ from tests.factories import (
     auth,
 )
 
-PREVIOUS_HEAD = "15e6c48434d0"
+PREVIOUS_HEAD = "5b7c9d1e3f20"
 RULES = Path(__file__).resolve().parents[2] / "rules"
 # Elevated blood pressure: needs review under both packs; v1 answers under v2 also lack items.
 V1_ELEVATED = V1_CANDIDATE_ANSWERS | {"systolic_bp": 148}

@@ -14,7 +14,7 @@ decisions"): the pinning must happen in the same step as the schema change, or a
 started between the two would move every clinic to its own default.
 
 Revision ID: 9daba938925b
-Revises: 15e6c48434d0
+Revises: 5b7c9d1e3f20
 Create Date: 2026-12-07 02:30:00.000000
 """
 
@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "9daba938925b"
-down_revision: str | Sequence[str] | None = "15e6c48434d0"
+down_revision: str | Sequence[str] | None = "5b7c9d1e3f20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

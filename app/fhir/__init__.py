@@ -1,0 +1,1 @@
+"""FHIR R4 (SDC): the questionnaire as a Questionnaire, QuestionnaireResponses as screenings."""
