@@ -36,6 +36,8 @@ UNSURE: Final = _Marker("UNSURE")
 DISABLED: Final = _Marker("DISABLED")
 """The item's enable_when is definitely false: every comparison on it is false."""
 
+TRUTH_OF_STATE: Final = {0: FALSE, 1: TRUE, 4: UNKNOWN}
+"""The truth of an answered leaf state (see ``Leaf.answered``)."""
 UNSURE_OPTION: Final = "unsure"
 """The reserved option "I'm not sure" (policy v2 section 1): unknown in any item type."""
 NONE_OPTION: Final = "none"
@@ -64,9 +66,17 @@ class Leaf:
         """Describe, for a physician, why the predicate holds (or not) for this value."""
         raise NotImplementedError
 
+    def answered(self, value: Any, as_of: date) -> int:
+        """The leaf state of an answered value: 1 true, 0 false, 4 unknown.
+
+        Unknown is for an answer that leaves the comparison open (a checklist holding
+        "unsure", policy v2 section 1.2); by default an answered value decides.
+        """
+        return 1 if self.holds(value, as_of) else 0
+
     def compile(self) -> Test:
         """Return a closure computing this leaf's truth from an answer state."""
-        item, holds = self.item, self.holds
+        item, answered = self.item, self.answered
 
         def test(state: State, as_of: date) -> Truth:
             value = state[item]
@@ -74,7 +84,7 @@ class Leaf:
                 return FALSE
             if value is MISSING or value is UNSURE:
                 return UNKNOWN
-            return TRUE if holds(value, as_of) else FALSE
+            return TRUTH_OF_STATE[answered(value, as_of)]
 
         return test
 
@@ -84,7 +94,7 @@ class Leaf:
         0 false, 1 true, 2 unanswered, 3 disabled, 4 unsure: unanswered and unsure are both
         unknown, kept apart so that the evidence of an unknown rule is known from the states.
         """
-        item, holds = self.item, self.holds
+        item, answered = self.item, self.answered
 
         def leaf_state(state: State, as_of: date) -> int:
             value = state[item]
@@ -92,7 +102,7 @@ class Leaf:
                 return 3
             if value is MISSING or value is UNSURE:
                 return 2 if value is MISSING else 4
-            return 1 if holds(value, as_of) else 0
+            return answered(value, as_of)
 
         return leaf_state
 
@@ -103,7 +113,7 @@ class Leaf:
             return FALSE
         if value is MISSING or value is UNSURE:
             return UNKNOWN
-        return TRUE if self.holds(value, as_of) else FALSE
+        return TRUTH_OF_STATE[self.answered(value, as_of)]
 
     def explain(self, state: State, as_of: date) -> tuple[Truth, list["Leaf"]]:
         """Return this leaf's truth and itself as the evidence."""

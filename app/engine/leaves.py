@@ -129,53 +129,23 @@ class _Checklist(Leaf):
     values: frozenset[str]
     is_negated = False
 
-    def _state(self, value: Any) -> int:
-        # 1 true, 0 false, 4 unsure: the listed options are neither ticked nor ruled out.
+    def answered(self, value: Any, as_of: date) -> int:
         if not self.values.isdisjoint(value):
             return 0 if self.is_negated else 1
         if UNSURE_OPTION in value:
-            return 4
+            return 4  # the listed options are neither ticked nor ruled out
         return 1 if self.is_negated else 0
 
     def holds(self, value: Any, as_of: date) -> bool:
-        return self._state(value) == 1
+        return self.answered(value, as_of) == 1
 
-    def compile(self) -> Test:
-        item, leaf_state = self.item, self._state
-
-        def test(state: State, as_of: date) -> Truth:
-            value = state[item]
-            if value is DISABLED:
-                return FALSE
-            if value is MISSING or value is UNSURE:
-                return UNKNOWN
-            return _TRUTHS[leaf_state(value)]
-
-        return test
-
-    def compile_state(self) -> Callable[[State, date], int]:
-        item, leaf_state = self.item, self._state
-
-        def states(state: State, as_of: date) -> int:
-            value = state[item]
-            if value is DISABLED:
-                return 3
-            if value is MISSING or value is UNSURE:
-                return 2 if value is MISSING else 4
-            return leaf_state(value)
-
-        return states
-
-    def truth(self, state: State, as_of: date) -> Truth:
-        value = state[self.item]
-        if value is DISABLED:
-            return FALSE
-        if value is MISSING or value is UNSURE:
-            return UNKNOWN
-        return _TRUTHS[self._state(value)]
-
-
-_TRUTHS = {0: FALSE, 1: TRUE, 4: UNKNOWN}
+    def describe(self, value: Any, as_of: date) -> str:
+        hits = sorted(self.values.intersection(value))
+        if hits:
+            return f"{self.item} includes {', '.join(hits)}"
+        if UNSURE_OPTION in value:
+            return f'{self.item} is "unsure" about {_list(self.values)}'
+        return f"{self.item} includes none of {_list(self.values)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +154,6 @@ class ContainsAny(_Checklist):
 
     values: frozenset[str]
 
-    def describe(self, value: Any, as_of: date) -> str:  # noqa: D102
-        hits = sorted(self.values.intersection(value))
-        if hits:
-            return f"{self.item} includes {', '.join(hits)}"
-        if UNSURE_OPTION in value:
-            return f'{self.item} is "unsure" about {_list(self.values)}'
-        return f"{self.item} includes none of {_list(self.values)}"
-
 
 @dataclass(frozen=True, slots=True)
 class ContainsNone(_Checklist):
@@ -199,14 +161,6 @@ class ContainsNone(_Checklist):
 
     values: frozenset[str]
     is_negated = True
-
-    def describe(self, value: Any, as_of: date) -> str:  # noqa: D102
-        hits = sorted(self.values.intersection(value))
-        if hits:
-            return f"{self.item} includes {', '.join(hits)}"
-        if UNSURE_OPTION in value:
-            return f'{self.item} is "unsure" about {_list(self.values)}'
-        return f"{self.item} includes none of {_list(self.values)}"
 
 
 @dataclass(frozen=True, slots=True)
