@@ -15,34 +15,15 @@ from typing import Any, NamedTuple
 import pytest
 
 from app.engine import AnswerErrors, Outcome, Ruleset, evaluate, load_ruleset, validate_answers
+from tests.factories import CANDIDATE_ANSWERS, V1_CANDIDATE_ANSWERS
 
 RULES_ROOT = Path(__file__).resolve().parents[2] / "rules"
 V2 = load_ruleset(RULES_ROOT / "ketamine-infusion")
 V1 = load_ruleset(RULES_ROOT / "ketamine-infusion-v1")
 AS_OF = date(2026, 6, 15)
 
-V1_CLEAN: dict[str, Any] = {
-    "date_of_birth": "1980-01-01",
-    "sex_at_birth": "male",
-    "conditions": ["migraine"],
-    "symptom_duration_months": 24,
-    "prior_treatments_tried": "yes",
-    "hypertension": "no",
-    "systolic_bp": 120,
-    "diastolic_bp": 80,
-    "concussion": "no",
-    "brain_injury": "no",
-    "intracranial_pressure": "no",
-    "heart_failure": "no",
-    "schizophrenia": "no",
-    "ketamine_before": "no",
-}
-V2_CLEAN: dict[str, Any] = {
-    "psychosis_or_mania": "no",
-    "substance_use": "no",
-    "heart_brain_history": ["none"],
-    "other_medical_conditions": ["none"],
-}
+V1_CLEAN = V1_CANDIDATE_ANSWERS  # a complete v1 answer set that is a candidate by itself
+V2_CLEAN = {k: v for k, v in CANDIDATE_ANSWERS.items() if k not in V1_CANDIDATE_ANSWERS}
 V2_RULES = frozenset(
     {
         "ketamine_hypersensitivity",
