@@ -11,6 +11,8 @@ PORT ?= 8000
 PG := postgresql+psycopg://postgres@127.0.0.1:5432
 TEST_DB := screening_test
 CHECK_DB := screening_migration_check
+# pytest-xdist workers: one per core by default; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 
 .PHONY: help run test venv lint
 
@@ -46,7 +48,7 @@ test: lint
 	$(BIN)/python scripts/ensure_postgres.py $(TEST_DB) $(CHECK_DB)
 	$(BIN)/python scripts/ensure_chromium.py
 	SCREENING_TEST_POSTGRES_URL=$(PG)/$(TEST_DB) SCREENING_TEST_REQUIRE_POSTGRES=1 \
-		$(BIN)/coverage run -m pytest
+		$(BIN)/python -m pytest -n $(TEST_WORKERS) --cov --cov-report=
 	$(BIN)/coverage report --fail-under=90
 	SCREENING_DATABASE_URL=$(PG)/$(CHECK_DB) $(BIN)/screening db upgrade
 	SCREENING_DATABASE_URL=$(PG)/$(CHECK_DB) $(BIN)/alembic check

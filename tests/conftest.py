@@ -87,7 +87,9 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     else:
-        url = _create_postgres_database(make_url(POSTGRES_URL).database or "screening_test")
+        name = make_url(POSTGRES_URL).database or "screening_test"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # each xdist worker: its own database
+        url = _create_postgres_database(f"{name}_{worker}" if worker else name)
     migrate.upgrade(migrate.make_config(database_url=url))
     return url
 

@@ -14,10 +14,12 @@ from tests.factories import CANDIDATE_ANSWERS, auth, make_key, make_screening
 
 EVALUATE = {"questionnaire": "ketamine-infusion-candidacy", "answers": CANDIDATE_ANSWERS}
 SUBMIT = EVALUATE | {"subject": {"reference": "MRN-1"}}
+# A fixed id that no test stores: the test ids stay the same from run to run (xdist compares them).
+UNKNOWN_SCREENING = "f1001c0d-5aac-46eb-801f-38a44a1803d7"
 ROUTES = [
     ("POST", "/v1/evaluate", EVALUATE),
     ("POST", "/v1/screenings", SUBMIT),
-    ("GET", f"/v1/screenings/{uuid.uuid4()}", None),
+    ("GET", f"/v1/screenings/{UNKNOWN_SCREENING}", None),
     ("GET", "/v1/screenings", None),
     ("GET", "/v1/questionnaires/ketamine-infusion-candidacy", None),
     ("GET", f"/v1/rulesets/{'0' * 64}", None),
@@ -59,7 +61,7 @@ def test_revoked_key_is_401(client: TestClient, session: Session) -> None:
         (("screenings:read",), "POST", "/v1/screenings", SUBMIT),
         (("screenings:read",), "POST", "/v1/evaluate", EVALUATE),
         (("screenings:write",), "GET", "/v1/screenings", None),
-        (("screenings:write",), "GET", f"/v1/screenings/{uuid.uuid4()}", None),
+        (("screenings:write",), "GET", f"/v1/screenings/{UNKNOWN_SCREENING}", None),
         (("invitations:write",), "GET", "/v1/screenings", None),
     ],
 )
