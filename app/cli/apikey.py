@@ -27,7 +27,9 @@ ExpiresInOption = Annotated[
     str | None,
     typer.Option(help=f"Lifetime of the key, or `never` (the default). {DURATION_HELP}."),
 ]
-KeyIdArgument = Annotated[uuid.UUID, typer.Argument(help="The key's id (`apikey list`).")]
+KeyIdArgument = Annotated[
+    uuid.UUID, typer.Argument(metavar="ID", help="The key's id (`apikey list`).")
+]
 
 
 def parse_scopes(values: list[str] | None) -> tuple[str, ...]:

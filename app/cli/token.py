@@ -57,7 +57,9 @@ def list_tokens(
 
 @app.command("revoke")
 def revoke(
-    token_id: Annotated[uuid.UUID, typer.Argument(help="The token's id (`user token list`).")],
+    token_id: Annotated[
+        uuid.UUID, typer.Argument(metavar="ID", help="The token's id (`user token list`).")
+    ],
     email: EmailOption,
     actor: ActorOption = None,
 ) -> None:
