@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.account import service as account_service
 from app.audit import service as audit_service
-from app.db.models import ActorType, AuditEvent, Screening, UserAccount
+from app.db.models import ActorType, AuditEvent, AuditOutcome, Screening, UserAccount
 from app.engine import Ruleset
 from tests.factories import CANDIDATE_ANSWERS, FixedClock, auth
 from tests.review.seed import csrf_of, https_client, seed_queue, sign_in
@@ -57,6 +57,14 @@ def test_intake_routes_answer_403_to_a_personal_token(
     assert response.headers["content-type"] == "application/problem+json"
     assert "review API" in response.json()["detail"]
     assert len(session.scalars(select(Screening.id)).all()) == stored
+    # A denial on an audited route names the user, never the token as an api_key actor.
+    denials = session.scalars(
+        select(AuditEvent).where(AuditEvent.outcome == AuditOutcome.denied)
+    ).all()
+    user_id = _user_id(session, seeded.physician)
+    assert {(event.actor_type, event.actor_id) for event in denials} <= {(ActorType.user, user_id)}
+    if path in ("/v1/screenings", "/v1/audit/events"):
+        assert denials, "the denial was not audited"
 
 
 def test_the_reads_a_review_needs_accept_a_personal_token_audited_as_its_user(

@@ -289,3 +289,25 @@ class TestUserToken:
             invoke("user", "token", "list", "--email", EMAIL, "--json", env=env).stdout or "[]"
         )
         assert token_id == []
+
+
+@pytest.mark.parametrize(
+    ("command", "action"),
+    [
+        (("form", "configure", "--clinic", CLINIC, "--phone", "+1 555 0100"),
+         "clinic.form_configured"),
+        (("user", "require-totp", "--clinic", CLINIC), "clinic.totp_required"),
+    ],
+)  # fmt: skip
+def test_clinic_setting_changes_are_audited_with_the_operator(
+    invoke: Invoke,
+    env: dict[str, str],
+    db: sessionmaker[Session],
+    command: tuple[str, ...],
+    action: str,
+) -> None:
+    _create_key(invoke, env)
+    result = invoke(*command, "--actor", "dr.admin", env=env)
+    assert result.exit_code == 0, result.output
+    [event] = _events(db, action)
+    assert (event.actor_type, event.actor_id) == (ActorType.cli, "dr.admin")
