@@ -136,3 +136,19 @@ def test_a_password_change_ends_the_users_tokens_on_the_next_request_of_this_pro
     assert [event.detail for event in revoked] == [
         {"reason": "password_changed", "user_id": _user_id(session, seeded.physician)}
     ]
+
+
+def test_the_fhir_intake_routes_answer_403_to_a_personal_token(
+    client: TestClient, session: Session, ruleset: Ruleset, clock: FixedClock
+) -> None:
+    seeded = seed_queue(session, ruleset=ruleset, now=clock.now())
+    headers = auth(_token(session, seeded.physician, clock))
+    read = client.get("/fhir/Questionnaire/ketamine-infusion", headers=headers)
+    assert read.status_code == 403, read.text
+    submitted = client.post(
+        "/fhir/QuestionnaireResponse",
+        content=b'{"resourceType": "QuestionnaireResponse"}',
+        headers=headers | {"Content-Type": "application/fhir+json"},
+    )
+    assert submitted.status_code == 403, submitted.text
+    assert "review API" in read.text
