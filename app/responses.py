@@ -30,7 +30,7 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
         problem_example(401, "unauthorized", "A valid API key is required."),
     ),
     403: problem_doc(
-        "The key lacks the needed scope.",
+        "The key lacks the needed scope, or is a personal token (review API only).",
         problem_example(403, "forbidden", "This API key lacks the 'screenings:write' scope."),
     ),
 }

@@ -89,9 +89,11 @@ def get_reviewer(
     401 without either; 403 for a clinic intake key, a bad CSRF token or a non-physician.
     """
     if credentials is not None:
-        principal = account_service.token_principal(session, token=credentials.credentials)
+        principal = account_service.token_principal(
+            session, token=credentials.credentials, now=clock.now()
+        )
         if principal is None:
-            raise Unauthorized("The token is unknown or revoked.")
+            raise Unauthorized("The token is unknown, revoked or expired.")
         denials.remember(request, principal)
     else:
         principal = _session_principal(request, session, clock)

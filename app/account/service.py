@@ -300,7 +300,14 @@ def _audit_failure(
     )
 
 
-def create_token(session: Session, *, email: str, actor: audit_service.Actor, now: datetime) -> str:
+def create_token(
+    session: Session,
+    *,
+    email: str,
+    actor: audit_service.Actor,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> str:
     """Create a personal API token acting as this user; return the plaintext (shown once).
 
     Raises NotFound for an unknown or disabled user.
@@ -316,6 +323,7 @@ def create_token(session: Session, *, email: str, actor: audit_service.Actor, no
         key_hash=apikey_service.hash_key(token),
         scopes=list(PERSONAL_TOKEN_SCOPES),
         created_at=now,
+        expires_at=expires_at,
         user_id=user.id,
     )
     session.add(row)
@@ -327,29 +335,26 @@ def create_token(session: Session, *, email: str, actor: audit_service.Actor, no
         clinic_id=user.clinic_id,
         target_type="api_key",
         target_id=row.id,
-        detail={"scopes": row.scopes, "user_id": str(user.id)},
+        detail={
+            "scopes": row.scopes,
+            "user_id": str(user.id),
+            "expires_at": apikey_service.iso(expires_at),
+        },
     )
     return token
 
 
-def token_principal(session: Session, *, token: str) -> Principal | None:
-    """The user a personal token acts as; None if unknown or revoked.
+def token_principal(session: Session, *, token: str, now: datetime) -> Principal | None:
+    """The user a personal token acts as; None if unknown, revoked, expired or disabled.
 
     Raises Forbidden for a clinic intake key (a key that belongs to no user).
     """
-    row = session.scalars(
-        select(ApiKey).where(
-            ApiKey.key_hash == apikey_service.hash_key(token), ApiKey.revoked_at.is_(None)
-        )
-    ).one_or_none()
+    row = apikey_service.live_key(session, key=token, now=now)
     if row is None:
         return None
     if row.user_id is None:
         raise Forbidden("Only a physician can do this: use a personal token or sign in.")
-    user = session.get(UserAccount, row.user_id)
-    if user is None or user.disabled_at is not None:
-        return None
-    return principal_of(user)
+    return principal_of(session.get_one(UserAccount, row.user_id))
 
 
 def enroll_totp(

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.account import lifecycle as account_lifecycle
 from app.account import password as passwords
 from app.account import service as account_service
 from app.account.service import Principal, principal_of
@@ -156,7 +156,8 @@ def change_password(
     The new password must have ``MIN_LENGTH`` characters, differ from the current one and
     match its confirmation; the current one must be right. Raises ValidationFailed listing
     every problem (nothing is changed). Clears ``must_change_password``; this session stays
-    signed in, any other (a stolen cookie, a forgotten browser) ends.
+    signed in, any other (a stolen cookie, a forgotten browser) ends, and every personal token
+    of the user is revoked.
 
     A wrong current password counts as a failed sign-in (``account_service``): after
     ``MAX_FAILURES`` the email is locked out, and a locked-out user's change (even with the
@@ -175,13 +176,15 @@ def change_password(
         raise ValidationFailed("The password was not changed.", errors=problems)
     user.password_hash = passwords.hash_password(change.new)
     user.must_change_password = False
-    others = select(WebSession).where(
-        WebSession.user_id == user.id,
-        WebSession.ended_at.is_(None),
-        WebSession.token_hash != web_user.token_hash,
+    # Whoever knew the old password may hold a session or a token: both end (issue 15).
+    account_lifecycle.end_credentials(
+        session,
+        user=user,
+        actor=web_user.principal.actor,
+        now=now,
+        reason="password_changed",
+        keep_token_hash=web_user.token_hash,
     )
-    for other in session.scalars(others):
-        other.ended_at = now
     audit_service.append(
         session,
         action="user.password_changed",

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.account import sessions
 from app.account.auth import SignedInDep, is_valid_form, session_cookie
 from app.account.schemas import ChangePasswordForm, SignInForm, SignOutForm
+from app.apikey.auth import forget_credentials
 from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep
 from app.errors import ValidationFailed
 from app.html import (
@@ -115,7 +116,7 @@ def change_password(
     clock: ClockDep,
     request_id: RequestIdDep,
 ) -> Response:
-    """Set a new password (this session stays signed in, others end); then go on."""
+    """Set a new password (this session stays, other sessions and all tokens end); go on."""
     if not is_valid_form(request, web_user, form.csrf_token):
         return forbidden(request)
     change = sessions.PasswordChange(
@@ -132,6 +133,7 @@ def change_password(
         name, is_secure = session_cookie(request)
         response.delete_cookie(name, path="/", secure=is_secure, httponly=True, samesite="lax")
         return response
+    forget_credentials(request)  # the user's personal tokens were revoked: drop cached ones
     return RedirectResponse(safe_next(form.next), status_code=303)
 
 

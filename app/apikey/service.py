@@ -10,13 +10,13 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
-from app.db.models import ActorType, ApiKey, Clinic
+from app.db.models import ActorType, ApiKey, Clinic, UserAccount
 from app.errors import ValidationFailed
 
 KEY_PREFIX = "sk_"
@@ -29,6 +29,9 @@ SCOPES = (SCREENINGS_READ, SCREENINGS_WRITE, INVITATIONS_WRITE, AUDIT_READ, WEBH
 # Everything intake software needs (DESIGN.md, `apikey create`); reading the clinic's audit
 # trail is a compliance task, granted only on request (least privilege).
 DEFAULT_SCOPES = (SCREENINGS_READ, SCREENINGS_WRITE, INVITATIONS_WRITE)
+# How stale ``api_key.last_used_at`` may be: refreshing it on every look-up would turn each
+# cache miss into a write (and a row lock every replica queues on).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +41,24 @@ class Client:
     api_key_id: uuid.UUID
     clinic_id: uuid.UUID
     scopes: frozenset[str]
+    # A personal token acts as its user: audited as that user, refused on intake routes.
+    user_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def is_personal(self) -> bool:
+        """Whether this is a user's personal token rather than a clinic intake key."""
+        return self.user_id is not None
+
+    def is_live(self, now: datetime) -> bool:
+        """Whether the key has not expired at ``now`` (a revoked key is never a Client)."""
+        return self.expires_at is None or now < self.expires_at
 
     @property
     def actor(self) -> audit_service.Actor:
-        """The audit actor of this key."""
+        """The audit actor: the user of a personal token, else this key."""
+        if self.user_id is not None:
+            return audit_service.Actor(ActorType.user, str(self.user_id))
         return audit_service.Actor(ActorType.api_key, str(self.api_key_id))
 
 
@@ -78,13 +95,14 @@ def create(
     actor: audit_service.Actor,
     now: datetime,
     create_clinic: bool = True,
+    expires_at: datetime | None = None,
 ) -> CreatedKey:
     """Create a key for ``clinic_name``, creating the clinic if it does not exist.
 
     Writes the clinic (if new), the key and their audit events. Raises ValidationFailed on
     an unknown scope or an empty clinic name, and on an unknown clinic unless
     ``create_clinic`` (the message suggests the closest existing name: a typo must not make
-    a second clinic whose screenings no physician sees).
+    a second clinic whose screenings no physician sees). ``expires_at`` None: never expires.
     """
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
@@ -100,6 +118,7 @@ def create(
         key_hash=hash_key(key),
         scopes=list(dict.fromkeys(scopes)),
         created_at=now,
+        expires_at=expires_at,
     )
     session.add(api_key)
     session.flush()
@@ -110,21 +129,55 @@ def create(
         clinic_id=clinic.id,
         target_type="api_key",
         target_id=str(api_key.id),
-        detail={"scopes": api_key.scopes},
+        detail={"scopes": api_key.scopes, "expires_at": iso(expires_at)},
     )
     return CreatedKey(key, api_key.id, clinic.id, is_new_clinic)
 
 
-def authenticate(session: Session, *, key: str) -> Client | None:
-    """Return the client a key belongs to, or None if it is unknown or revoked."""
+def iso(moment: datetime | None) -> str | None:
+    """``moment`` as UTC ISO-8601 (``Z``) for audit details and listings; None stays None."""
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def live_key(session: Session, *, key: str, now: datetime) -> ApiKey | None:
+    """The key row of ``key`` if live at ``now``: not revoked, not expired, user not disabled.
+
+    Refreshes ``last_used_at`` (to the minute).
+    """
     if not key.startswith(KEY_PREFIX):
         return None
     row = session.scalars(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+        select(ApiKey).where(
+            ApiKey.key_hash == hash_key(key),
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+        )
     ).one_or_none()
     if row is None:
         return None
-    return Client(row.id, row.clinic_id, frozenset(row.scopes))
+    if row.user_id is not None:
+        user = session.get(UserAccount, row.user_id)
+        if user is None or user.disabled_at is not None:
+            return None
+    # A conditional UPDATE: no row lock at all while the stored value is recent enough.
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == row.id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return row
+
+
+def authenticate(session: Session, *, key: str, now: datetime | None = None) -> Client | None:
+    """Return the client a key belongs to, or None if it is unknown, revoked or expired."""
+    row = live_key(session, key=key, now=now or datetime.now(UTC))
+    if row is None:
+        return None
+    return Client(row.id, row.clinic_id, frozenset(row.scopes), row.user_id, row.expires_at)
 
 
 def find_clinic(session: Session, *, name: str) -> Clinic | None:

@@ -10,9 +10,9 @@ import typer
 from sqlalchemy.orm import Session
 
 from app.apikey import service as apikey_service
-from app.audit import service as audit_service
 from app.cds import auth as cds_auth
 from app.cli.db import fail, settings_or_exit
+from app.cli.options import ActorOption, operator
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.unit import session_scope
@@ -42,6 +42,7 @@ def configure(
     clinic: Annotated[str, typer.Option(help="Name of an existing clinic.")],
     issuer: Annotated[str, typer.Option(help="The EHR's JWT issuer (`iss`), exactly.")],
     jwks_url: Annotated[str, typer.Option(help="The URL of the EHR's JSON Web Key Set.")],
+    actor: ActorOption = None,
 ) -> None:
     """Create or update the CDS client of ISSUER: its JWTs are checked with keys from the URL."""
     if urlsplit(jwks_url).scheme not in ("https", "http") or not urlsplit(jwks_url).netloc:
@@ -56,7 +57,7 @@ def configure(
             clinic_id=found.id,
             issuer=issuer,
             jwks_url=jwks_url,
-            actor=audit_service.Actor.cli(),
+            actor=operator(actor),
             now=now,
         )
         client_id = client.id
@@ -68,6 +69,7 @@ def link_user(
     issuer: Annotated[str, typer.Option(help="The EHR's JWT issuer, as configured.")],
     ehr_user: Annotated[str, typer.Option(help="The EHR's user reference (context.userId).")],
     email: Annotated[str, typer.Option(help="Email of a physician of the issuer's clinic.")],
+    actor: ActorOption = None,
 ) -> None:
     """Let that EHR user's card overrides be recorded as this physician's reviews."""
     try:
@@ -77,7 +79,7 @@ def link_user(
                 issuer=issuer,
                 ehr_user=ehr_user,
                 email=email,
-                actor=audit_service.Actor.cli(),
+                actor=operator(actor),
                 now=datetime.now(UTC),
             )
     except (NotFound, ValidationFailed) as error:

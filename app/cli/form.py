@@ -7,6 +7,7 @@ import typer
 
 from app.audit import service as audit_service
 from app.cli.db import settings_or_exit
+from app.cli.options import ActorOption, operator
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.unit import session_scope
 from app.errors import NotFound, ValidationFailed
@@ -32,8 +33,10 @@ def configure(
     no_origins: Annotated[
         bool, typer.Option("--no-origins", help="Allow no site to embed the form.")
     ] = False,
+    actor: ActorOption = None,
 ) -> None:
     """Set what the form shows and who may frame it; unchanged settings are left as they are."""
+    who = operator(actor)
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
     origins = [] if no_origins else origin
@@ -41,7 +44,7 @@ def configure(
         with session_scope(make_sessionmaker(engine)) as session:
             row = invitation_service.configure_clinic(
                 session, clinic_name=clinic, phone=phone, form_origins=origins,
-                actor=audit_service.Actor.cli(),
+                actor=who,
             )  # fmt: skip
             shown = f"phone {row.phone or '(none)'}; may be framed by: "
             shown += " ".join(row.form_origins) or "no site ('none')"

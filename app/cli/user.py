@@ -1,27 +1,25 @@
 """`screening user`: create physicians and admins, personal API tokens, and TOTP set-up."""
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from sqlalchemy.orm import Session
 
+from app.account import lifecycle as account_lifecycle
 from app.account import service as account_service
 from app.audit import service as audit_service
+from app.cli import token as token_cli
 from app.cli.db import fail, settings_or_exit
+from app.cli.options import ActorOption, operator, run_in_session
 from app.crypto import KeyRing, KeySpecError
-from app.db import migrate
-from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import Role
-from app.db.unit import session_scope
-from app.errors import AppError
 
 app = typer.Typer(help="Physician and admin accounts.", no_args_is_help=True)
-T = TypeVar("T")
+app.add_typer(token_cli.app, name="token")
+EmailOption = Annotated[str, typer.Option(help="The user's sign-in email address.")]
 
 
 class RoleOption(StrEnum):
@@ -29,28 +27,6 @@ class RoleOption(StrEnum):
 
     physician = "physician"
     admin = "admin"
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    settings = settings_or_exit()
-    engine = make_engine(settings.database_url)
-    try:
-        if not migrate.is_at_head(migrate.make_config(settings.database_url), engine):
-            fail("the database is not migrated: run `screening db upgrade` first")
-        with session_scope(make_sessionmaker(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def _run(action: Callable[[Session], T]) -> T:
-    try:
-        with _session() as session:
-            return action(session)
-    except AppError as error:
-        typer.echo(f"error: {error.detail}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _keyring() -> KeyRing:
@@ -74,14 +50,16 @@ def create(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    actor: ActorOption = None,
 ) -> None:
     """Create a user; prints a generated one-time password unless --password-stdin is given.
 
     A generated password must be changed at the first sign-in. Exits 1 for an unknown clinic
     or an email address already in use.
     """
+    who = operator(actor)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    created = _run(
+    created = run_in_session(
         lambda session: account_service.create_user(
             session,
             clinic_name=clinic,
@@ -89,7 +67,7 @@ def create(
             role=Role(role.value),
             display_name=name,
             password=password,
-            actor=audit_service.Actor.cli(),
+            actor=who,
             now=datetime.now(UTC),
         )
     )
@@ -99,27 +77,15 @@ def create(
         typer.echo(created.password)
 
 
-@app.command("token")
-def token(email: Annotated[str, typer.Option(help="The user the token acts as.")]) -> None:
-    """Create a personal API token for a user; printed alone on the last line of stdout."""
-    plaintext = _run(
-        lambda session: account_service.create_token(
-            session, email=email, actor=audit_service.Actor.cli(), now=datetime.now(UTC)
-        )
-    )
-    typer.echo(
-        "Personal API token (shown only once; send it as `Authorization: Bearer`):", err=True
-    )
-    typer.echo(plaintext)
-
-
 @app.command("totp")
-def totp(email: Annotated[str, typer.Option(help="The user to set up.")]) -> None:
+def totp(
+    email: Annotated[str, typer.Option(help="The user to set up.")], actor: ActorOption = None
+) -> None:
     """Give a user a new authenticator secret; prints the otpauth:// URI to import."""
-    keyring = _keyring()
-    uri = _run(
+    keyring, who = _keyring(), operator(actor)
+    uri = run_in_session(
         lambda session: account_service.enroll_totp(
-            session, email=email, keyring=keyring, actor=audit_service.Actor.cli()
+            session, email=email, keyring=keyring, actor=who
         )
     )
     typer.echo("Add this to the user's authenticator app (as a link or QR code):", err=True)
@@ -130,15 +96,40 @@ def totp(email: Annotated[str, typer.Option(help="The user to set up.")]) -> Non
 def require_totp(
     clinic: Annotated[str, typer.Option(help="Clinic name.")],
     off: Annotated[bool, typer.Option("--off", help="Stop requiring a second factor.")] = False,
+    actor: ActorOption = None,
 ) -> None:
     """Require an authenticator code at sign-in for every user of a clinic (or stop, --off)."""
-    _run(
+    who = operator(actor)
+    run_in_session(
         lambda session: account_service.require_totp(
-            session, clinic_name=clinic, is_required=not off, actor=audit_service.Actor.cli()
+            session, clinic_name=clinic, is_required=not off, actor=who
         )
     )
     state = "no longer requires" if off else "now requires"
     typer.echo(f"Clinic {clinic!r} {state} an authenticator code at sign-in.")
+
+
+@app.command("disable")
+def disable(email: EmailOption, actor: ActorOption = None) -> None:
+    """Disable a user: no sign-in; every web session ends and every personal token is revoked."""
+    who = operator(actor)
+    ended = run_in_session(
+        lambda session: account_lifecycle.disable(
+            session, email=email, actor=who, now=datetime.now(UTC)
+        )
+    )
+    typer.echo(
+        f"Disabled {email}: {ended.sessions} web session(s) ended, "
+        f"{ended.tokens} personal token(s) revoked."
+    )
+
+
+@app.command("enable")
+def enable(email: EmailOption, actor: ActorOption = None) -> None:
+    """Let a disabled user sign in again (ended sessions and revoked tokens stay ended)."""
+    who = operator(actor)
+    run_in_session(lambda session: account_lifecycle.enable(session, email=email, actor=who))
+    typer.echo(f"Enabled {email}; they can sign in again (create a new token if they need one).")
 
 
 DEMO_PHYSICIAN = "physician@demo.clinic"

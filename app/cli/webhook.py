@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from app.apikey import service as apikey_service
-from app.audit import service as audit_service
 from app.audit.outbox import EVENT_TYPES
 from app.cli.cds import migrated_session
 from app.cli.db import fail, settings_or_exit
+from app.cli.options import ActorOption, operator
 from app.crypto import KeyRing, KeySpecError
 from app.db.engine import make_engine, make_sessionmaker
 from app.errors import NotFound, ValidationFailed
@@ -45,6 +45,7 @@ def add(
     clinic: Annotated[str, typer.Option(help="Name of an existing clinic.")],
     url: Annotated[str, typer.Option(help="The receiver's http(s) URL.")],
     events: Annotated[list[str], typer.Option(help=f"Repeatable or comma-separated: {_EVENTS}.")],
+    actor: ActorOption = None,
 ) -> None:
     """Add an endpoint; its signing secret is printed once, alone on the last line."""
     wanted = [part.strip() for value in events for part in value.split(",") if part.strip()]
@@ -55,7 +56,7 @@ def add(
             if found is None:
                 fail(f"no clinic called {clinic!r}")
             created = webhook_service.add(session, keyring=keyring, clinic_id=found.id, url=url,
-                                          events=wanted, actor=audit_service.Actor.cli(),
+                                          events=wanted, actor=operator(actor),
                                           now=datetime.now(UTC))  # fmt: skip
     except ValidationFailed as error:
         fail("; ".join(problem.message for problem in error.errors))
@@ -79,7 +80,10 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] 
 
 
 @app.command("remove")
-def remove(endpoint_id: Annotated[str, typer.Argument(help="The endpoint id.")]) -> None:
+def remove(
+    endpoint_id: Annotated[str, typer.Argument(help="The endpoint id.")],
+    actor: ActorOption = None,
+) -> None:
     """Stop sending to an endpoint (its delivery log is kept)."""
     try:
         with migrated_session() as session:
@@ -87,7 +91,7 @@ def remove(endpoint_id: Annotated[str, typer.Argument(help="The endpoint id.")])
                 session,
                 endpoint_id=_uuid(endpoint_id),
                 clinic_id=None,
-                actor=audit_service.Actor.cli(),
+                actor=operator(actor),
                 now=datetime.now(UTC),
             )
     except NotFound as error:
@@ -135,7 +139,7 @@ def replay(
     try:
         with migrated_session() as session:
             count = webhook_service.replay(session, delivery_or_event_id=delivery_id,
-                                           clinic_id=None, actor=audit_service.Actor.cli(),
+                                           clinic_id=None, actor=operator(None),
                                            now=datetime.now(UTC))  # fmt: skip
     except NotFound as error:
         fail(error.detail)

@@ -96,7 +96,7 @@ class Clinic(Base):
 
 
 class ApiKey(Base):
-    """An API key of one clinic; only the sha256 of the key is stored."""
+    """A clinic API key, or a user's personal token (``user_id``); only its sha256 is stored."""
 
     __tablename__ = "api_key"
 
@@ -107,7 +107,8 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(PortableJSON)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
-    # Set for a user's personal API token: the key acts as that user (e.g. a physician).
+    expires_at: Mapped[datetime | None]  # None: never; rotation sets now + grace
+    last_used_at: Mapped[datetime | None]
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
 
 

@@ -117,7 +117,7 @@ def get_capability_statement(request: Request) -> Response:
     summary="The questionnaire as a FHIR R4 (SDC) Questionnaire",
     responses={
         200: _resource_doc("The Questionnaire.", "Questionnaire"),
-        **_outcomes(401, 404, 422),
+        **_outcomes(401, 403, 404, 422),
     },
 )
 def get_fhir_questionnaire(

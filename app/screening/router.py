@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel
 
 from app.apikey import service as apikey_service
-from app.apikey.auth import ScreeningReader, actor_of, authenticate
+from app.apikey.auth import ReviewReader, ScreeningReader, actor_of, authenticate
 from app.audit.denials import marker as audited
 from app.context import KeyRingDep, RequestIdDep, UnitDep, context_of, request_id_of
 from app.jsonbody import openapi_body, read_json
@@ -143,7 +143,7 @@ async def create_screening(request: Request) -> Response:
 )
 def get_screening(
     screening_id: uuid.UUID,
-    client: ScreeningReader,
+    client: ReviewReader,
     unit: UnitDep,
     keyring: KeyRingDep,
     request_id: RequestIdDep,
@@ -172,7 +172,7 @@ def get_screening(
 )
 def explain_screening(
     screening_id: uuid.UUID,
-    client: ScreeningReader,
+    client: ReviewReader,
     unit: UnitDep,
     keyring: KeyRingDep,
     request_id: RequestIdDep,

@@ -134,7 +134,7 @@ class TestToken:
             "apikey", "create", "--create-clinic", "--clinic", CLINIC, env=env
         ).stdout.splitlines()[-1]
         _create(invoke, env)
-        result = invoke("user", "token", "--email", EMAIL, env=env)
+        result = invoke("user", "token", "create", "--email", EMAIL, env=env)
         assert result.exit_code == 0, result.output
         token = result.stdout.splitlines()[-1]
         assert token.startswith("sk_")
@@ -157,7 +157,7 @@ class TestToken:
             assert signed.json()["reviewer"]["id"] == str(_user(db).id)
 
     def test_an_unknown_email_is_a_clear_error(self, invoke: Invoke, env: dict[str, str]) -> None:
-        result = invoke("user", "token", "--email", "nobody@sunrise.example", env=env)
+        result = invoke("user", "token", "create", "--email", "nobody@sunrise.example", env=env)
         assert result.exit_code == 1
         assert result.stderr == "error: No active user with this email address.\n"
         assert result.stdout == ""
