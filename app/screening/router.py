@@ -16,6 +16,7 @@ from app.responses import (
     AUTH_ERRORS,
     INVALID,
     NOT_FOUND,
+    RULE_PACK_INTEGRITY,
     UNPARSABLE,
     model_response,
     problem_doc,
@@ -167,7 +168,7 @@ def get_screening(
     response_model=ExplanationRead,
     summary="Explain a screening with the rule pack it was made with",
     tags=["screenings"],
-    responses=AUTH_ERRORS | NOT_FOUND,
+    responses=AUTH_ERRORS | NOT_FOUND | RULE_PACK_INTEGRITY,
     openapi_extra=audited("screening.explained", "screening", path_param="screening_id"),
 )
 def explain_screening(

@@ -151,3 +151,25 @@ def head_seq(session: Session) -> int:
     value = session.execute(text("SELECT seq FROM audit_head WHERE id = 1")).scalar_one()
     assert isinstance(value, int)
     return value
+
+
+def disable_rule_pack_triggers(session: Session) -> None:
+    """Bypass the rule_pack append-only triggers as a database owner would (rolled back)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ALTER TABLE rule_pack DISABLE TRIGGER USER"))
+    else:
+        session.execute(text("DROP TRIGGER IF EXISTS rule_pack_no_update"))
+        session.execute(text("DROP TRIGGER IF EXISTS rule_pack_no_delete"))
+
+
+def tamper_rule_pack(session: Session, sha256: str, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in a stored pack's content, bypassing the triggers."""
+    disable_rule_pack_triggers(session)
+    content = session.execute(
+        text("SELECT content FROM rule_pack WHERE sha256 = :sha"), {"sha": sha256}
+    ).scalar_one()
+    assert old in content, f"{old!r} is not in the stored pack"
+    session.execute(
+        text("UPDATE rule_pack SET content = :content WHERE sha256 = :sha"),
+        {"content": content.replace(old, new, 1), "sha": sha256},
+    )
