@@ -1,5 +1,6 @@
 """Plain functions that build audited screenings and tamper with them like a DB owner would."""
 
+import hashlib
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -15,7 +16,9 @@ from app.db.models import ActorType, Clinic, Decision, RulePack, Screening, Sour
 KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(100, 132))
 KEYRING = crypto.KeyRing.from_keys({"k1": KEY_1})
-RULE_PACK_SHA = "ab" * 32
+# A stored pack is its canonical content under its sha256 (audit verify re-hashes it).
+RULE_PACK_CONTENT = '{"id":"audit-test-pack"}'
+RULE_PACK_SHA = hashlib.sha256(RULE_PACK_CONTENT.encode()).hexdigest()
 ENCRYPTED = ("subject_ct", "answers_ct", "result_ct")
 
 
@@ -31,7 +34,7 @@ def make_rule_pack(session: Session, sha256: str = RULE_PACK_SHA) -> RulePack:
         sha256=sha256,
         pack_id="ketamine-infusion",
         version="1",
-        content="{}",
+        content=RULE_PACK_CONTENT,
         loaded_at=datetime.now(UTC),
     )
     session.add(pack)

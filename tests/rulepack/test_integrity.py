@@ -55,7 +55,12 @@ def _assert_audited(session: Session, sha256: str, route: str) -> None:
     assert len(event.detail["stored_sha256"]) == 64
     assert event.detail["stored_sha256"] != sha256
     assert MARKER not in str(event.detail)
-    assert verify_chain(session, screenings=None).ok  # the failure is on the chain, intact
+    report = verify_chain(session, screenings=None)  # and audit verify names the altered pack
+    assert (report.ok, report.count) == (False, report.head_seq), report.problem
+    assert (
+        report.problem
+        == f"rule pack {sha256}: stored content does not hash to its sha256 (altered)"
+    )
 
 
 def _assert_problem(response: Any) -> None:
