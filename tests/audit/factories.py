@@ -2,6 +2,7 @@
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -9,9 +10,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import crypto
+from app.account import service as account_service
 from app.audit import canonical
 from app.audit import service as audit_service
-from app.db.models import ActorType, Clinic, Decision, RulePack, Screening, Source
+from app.db.models import ActorType, Clinic, Decision, RulePack, Screening, Source, UserAccount
+from app.engine import Ruleset
+from app.review import service as review_service
+from app.screening import store
+from tests import factories as service_factories
+from tests.review.seed import make_user
 
 KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(100, 132))
@@ -175,4 +182,49 @@ def tamper_rule_pack(session: Session, sha256: str, old: str, new: str) -> None:
     session.execute(
         text("UPDATE rule_pack SET content = :content WHERE sha256 = :sha"),
         {"content": content.replace(old, new, 1), "sha": sha256},
+    )
+
+
+# heart_failure (exclude, fired) and elevated_blood_pressure (review, fired).
+ANSWERS = service_factories.NOT_CANDIDATE_ANSWERS | {"systolic_bp": 148}
+NOTE = "Heart failure confirmed by cardiology; not suitable."
+
+
+@dataclass(frozen=True)
+class World:
+    screening_id: uuid.UUID
+    review_id: uuid.UUID
+    colleague_id: uuid.UUID
+    other_clinic_id: uuid.UUID
+    pack_sha256: str
+
+
+def build_reviewed_screening(session: Session, ruleset: Ruleset) -> World:
+    """A physician's review of a real screening (an exclude and a review flag fired)."""
+    tag = uuid.uuid4().hex[:6]
+    user = make_user(session, clinic=f"Tamper {tag}", email=f"dr-{tag}@example.org")
+    colleague = make_user(session, clinic=f"Tamper {tag}", email=f"dr2-{tag}@example.org")
+    other = make_user(session, clinic=f"Other {tag}", email=f"dr3-{tag}@example.org")
+    body = service_factories.make_screening(
+        session, ruleset=ruleset, clinic_id=user.clinic_id, answers=ANSWERS
+    )
+    assert {(f["rule"], f["status"]) for f in body["flags"]} == {
+        ("heart_failure", "fired"),
+        ("elevated_blood_pressure", "fired"),
+    }
+    screening_id = uuid.UUID(body["id"])
+    physician = account_service.principal_of(session.get_one(UserAccount, user.user_id))
+    recorded = review_service.record(
+        session,
+        keyring=service_factories.KEYRING,
+        reviewer=physician,
+        screening_id=screening_id,
+        review=review_service.ReviewInput(review_service.Disposition.declined, note=NOTE),
+        if_match=store.current_etag(session, clinic_id=user.clinic_id, screening_id=screening_id),
+        now=service_factories.NOW,
+    )
+    make_rule_pack(session)  # a second stored pack, for the "moved to another pack" case
+    session.flush()
+    return World(
+        screening_id, recorded.review.id, colleague.user_id, other.clinic_id, ruleset.sha256
     )

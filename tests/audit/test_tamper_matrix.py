@@ -9,7 +9,6 @@ test runs the `screening audit verify` command itself on a committed database.
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 from typing import Any
@@ -18,57 +17,18 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.account import service as account_service
 from app.audit import verify as audit_verify
 from app.crypto import field_aad
-from app.db.models import AuditEvent, UserAccount
+from app.db.models import AuditEvent
 from app.engine import Ruleset
-from app.review import service as review_service
 from app.screening import store
-from tests.audit.factories import RULE_PACK_SHA, make_rule_pack, tamper_rule_pack
-from tests.factories import KEYRING, NOT_CANDIDATE_ANSWERS, NOW, make_screening
-from tests.review.seed import make_user
-
-# heart_failure (exclude, fired) and elevated_blood_pressure (review, fired).
-ANSWERS = NOT_CANDIDATE_ANSWERS | {"systolic_bp": 148}
-NOTE = "Heart failure confirmed by cardiology; not suitable."
-
-
-@dataclass(frozen=True)
-class World:
-    screening_id: uuid.UUID
-    review_id: uuid.UUID
-    colleague_id: uuid.UUID
-    other_clinic_id: uuid.UUID
-    pack_sha256: str
-
-
-def _build(session: Session, ruleset: Ruleset) -> World:
-    tag = uuid.uuid4().hex[:6]
-    user = make_user(session, clinic=f"Tamper {tag}", email=f"dr-{tag}@example.org")
-    colleague = make_user(session, clinic=f"Tamper {tag}", email=f"dr2-{tag}@example.org")
-    other = make_user(session, clinic=f"Other {tag}", email=f"dr3-{tag}@example.org")
-    body = make_screening(session, ruleset=ruleset, clinic_id=user.clinic_id, answers=ANSWERS)
-    assert {(f["rule"], f["status"]) for f in body["flags"]} == {
-        ("heart_failure", "fired"),
-        ("elevated_blood_pressure", "fired"),
-    }
-    screening_id = uuid.UUID(body["id"])
-    physician = account_service.principal_of(session.get_one(UserAccount, user.user_id))
-    recorded = review_service.record(
-        session,
-        keyring=KEYRING,
-        reviewer=physician,
-        screening_id=screening_id,
-        review=review_service.ReviewInput(review_service.Disposition.declined, note=NOTE),
-        if_match=store.current_etag(session, clinic_id=user.clinic_id, screening_id=screening_id),
-        now=NOW,
-    )
-    make_rule_pack(session)  # a second stored pack, for the "moved to another pack" case
-    session.flush()
-    return World(
-        screening_id, recorded.review.id, colleague.user_id, other.clinic_id, ruleset.sha256
-    )
+from tests.audit.factories import (
+    RULE_PACK_SHA,
+    World,
+    build_reviewed_screening,
+    tamper_rule_pack,
+)
+from tests.factories import KEYRING, NOW
 
 
 def _verify(session: Session) -> audit_verify.VerifyReport:
@@ -264,7 +224,7 @@ def _expected_seq(session: Session, world: World, kind: str | None) -> int | Non
 
 
 def test_untouched_rows_verify(session: Session, ruleset: Ruleset) -> None:
-    _build(session, ruleset)
+    build_reviewed_screening(session, ruleset)
     report = _verify(session)
     assert report.ok, report.problem
     assert report.screenings_checked >= 1
@@ -272,7 +232,7 @@ def test_untouched_rows_verify(session: Session, ruleset: Ruleset) -> None:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_tampering_is_detected(session: Session, ruleset: Ruleset, case: str) -> None:
-    world = _build(session, ruleset)
+    world = build_reviewed_screening(session, ruleset)
     tamper, problem, kind = CASES[case]
     expected_seq = _expected_seq(session, world, kind)
     if kind == "review":  # the review row is checked at its review.recorded event
