@@ -64,7 +64,7 @@ BODY_MODELS: list[type[BaseModel]] = [EvaluateCreate, ScreeningCreate]
     response_model=EvaluationRead,
     summary="Evaluate answers (nothing stored)",
     tags=["screenings"],
-    responses=AUTH_ERRORS | INVALID | UNPARSABLE,
+    responses=AUTH_ERRORS | INVALID | UNPARSABLE | RULE_PACK_INTEGRITY,
     openapi_extra={"requestBody": openapi_body(EvaluateCreate), "security": _BEARER_SECURITY},
 )
 async def evaluate_answers(request: Request) -> Response:
@@ -96,6 +96,7 @@ async def evaluate_answers(request: Request) -> Response:
     },
     responses=AUTH_ERRORS
     | INVALID
+    | RULE_PACK_INTEGRITY
     | {
         400: problem_doc(
             "Malformed Idempotency-Key, or a body that cannot be parsed (invalid UTF-8, "
@@ -244,7 +245,7 @@ def list_screenings(
     response_model=QuestionnaireRead,
     summary="Get a questionnaire",
     tags=["questionnaires"],
-    responses=AUTH_ERRORS | NOT_FOUND,
+    responses=AUTH_ERRORS | NOT_FOUND | RULE_PACK_INTEGRITY,
 )
 def get_questionnaire(questionnaire_id: str, ruleset: ActiveRulesetDep) -> Response:
     """The form definition: groups and items in display order, types, options and conditions."""

@@ -17,8 +17,9 @@ from app.audit.verify import verify_chain
 from app.db.models import AuditEvent
 from app.engine import Ruleset
 from app.errors import PROBLEM_TYPE_PREFIX
+from app.rulepack import policy as rulepack_policy
 from tests.audit.factories import tamper_rule_pack
-from tests.factories import CANDIDATE_ANSWERS, FixedClock, auth, make_key
+from tests.factories import CANDIDATE_ANSWERS, NOW, FixedClock, auth, make_key
 from tests.form.support import make_form_clinic
 from tests.review.seed import https_client, seed_queue, sign_in
 
@@ -157,3 +158,15 @@ def test_form_refuses_an_altered_pack(
     assert "These questions are not available right now" in response.text
     assert response.headers["cache-control"] == "no-store"
     _assert_audited(session, ruleset.sha256, "/form/{clinic_id}/{token}")
+
+
+def test_pinned_active_pack_is_checked_before_evaluating(
+    client: TestClient, session: Session, ruleset: Ruleset
+) -> None:
+    key = make_key(session)
+    rulepack_policy.adopt(session, clinic_id=key.clinic_id, default=ruleset, now=NOW)  # as a start
+    _tamper(session, ruleset.sha256)
+    body = {"questionnaire": QUESTIONNAIRE, "answers": CANDIDATE_ANSWERS}
+    response = client.post("/v1/evaluate", json=body, headers=auth(key))
+    _assert_problem(response)  # documented: the response check validates it
+    _assert_audited(session, ruleset.sha256, "/v1/evaluate")
