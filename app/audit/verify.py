@@ -266,7 +266,7 @@ def verify_tail(
             raise ChainBroken(last.first_bad_seq, last.problem)
         walker.finish(head_seq, head_hash)
         _check_nothing_beyond_head(session)
-        check_unreferenced(session, head_seq)
+        check_unreferenced(session)
     except ChainBroken as broken:
         result.update(ok=False, first_bad_seq=broken.seq, problem=broken.problem)
     else:
@@ -315,7 +315,7 @@ def verify_chain(
                 progress(walker.last_seq, max(head_seq, walker.last_seq))
         walker.finish(head_seq, head_hash)
         _check_nothing_beyond_head(session)
-        check_unreferenced(session, head_seq)
+        check_unreferenced(session)
     except ChainBroken as broken:
         result.update(ok=False, first_bad_seq=broken.seq, problem=broken.problem)
     else:

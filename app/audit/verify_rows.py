@@ -276,11 +276,14 @@ class StoredRows:
                 raise ChainBroken(seq, problem)
 
 
-def check_unreferenced(session: Session, head_seq: int) -> None:
+def check_unreferenced(session: Session) -> None:
     """Raise ChainBroken for stored rows no event vouches for (after a complete walk).
 
     Every stored rule pack must hash to its sha256 (packs stored before they were audited
     too), and there must be no more review rows than successful ``review.recorded`` events.
+    Reviews are counted before their events, and every event is counted (not only up to the
+    head verified): a review and its event commit together, so a review committed while
+    verify runs never looks unrecorded.
     """
     for sha256, content in session.execute(select(RulePack.sha256, RulePack.content)):
         if hashlib.sha256(content.encode("utf-8")).hexdigest() != sha256:
@@ -295,7 +298,6 @@ def check_unreferenced(session: Session, head_seq: int) -> None:
             .where(
                 AuditEvent.action == "review.recorded",
                 type_coerce(AuditEvent.outcome, String) == "success",
-                AuditEvent.seq <= head_seq,
             )
         )
         or 0

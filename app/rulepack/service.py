@@ -46,6 +46,8 @@ class RulePackIntegrityError(AppError):
         self.stored_sha256 = stored_sha256
 
 
+_VERIFIED = "rule_packs_verified"  # Session.info key: sha256 → content checked in this session
+
 # The name the CLI used before the loader's error became an AppError.
 StoredRulePackError = RulePackIntegrityError
 
@@ -86,18 +88,25 @@ def store_rule_pack(session: Session, *, ruleset: Ruleset, now: datetime) -> boo
 def verified_content(session: Session, *, sha256: str) -> str:
     """The stored canonical content of the pack ``sha256``, re-hashed and checked.
 
-    Read as a column, never through the identity map, so the bytes checked are the stored ones.
+    Read as a column, never through the identity map, so the bytes checked are the stored ones;
+    checked once per session (a request, a command): a review queue page of 50 screenings
+    made with one pack reads and hashes it once, not 50 times.
 
     Raises:
         NotFound: If no pack is stored under ``sha256``.
         RulePackIntegrityError: If the stored content does not hash to ``sha256``.
     """
+    verified: dict[str, str] = session.info.setdefault(_VERIFIED, {})
+    found = verified.get(sha256)
+    if found is not None:
+        return found
     content = session.scalar(select(RulePack.content).where(RulePack.sha256 == sha256))
     if content is None:
         raise NotFound("No rule pack with this sha256.")
     actual = hashlib.sha256(content.encode("utf-8")).hexdigest()
     if actual != sha256:
         raise RulePackIntegrityError(sha256, actual)
+    verified[sha256] = content
     return content
 
 
