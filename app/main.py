@@ -22,7 +22,7 @@ from app.db import migrate
 from app.db.engine import WalCheckpointer, make_engine, make_sessionmaker
 from app.db.unit import UnitOfWork
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
-from app.errors import install_handlers
+from app.errors import AppError, install_handlers
 from app.fhir import router as fhir_router
 from app.form import router as form_router
 from app.form import service as form_service
@@ -35,12 +35,13 @@ from app.observability import HttpMiddleware
 from app.review import policy_ui
 from app.review import router as review_router
 from app.review import ui as review_ui
+from app.rulepack import integrity as rulepack_integrity
 from app.rulepack import policy as rulepack_policy
 from app.rulepack import router as rulepack_router
 from app.rulepack import service as rulepack_service
 from app.rulepack import translation as rulepack_translation
 from app.rulepack.policy import ActivePackCache
-from app.rulepack.service import RulesetCache
+from app.rulepack.service import RulePackIntegrityError, RulesetCache
 from app.screening import router as screening_router
 from app.settings import Settings, get_settings
 from app.webhook import router as webhook_router
@@ -206,6 +207,8 @@ def _mount(app: FastAPI) -> None:
     app.include_router(policy_ui.router)
     app.include_router(home_router.router)
     html.install(app)
+    integrity = rulepack_integrity.handler(app.exception_handlers[AppError])
+    app.add_exception_handler(RulePackIntegrityError, integrity)  # audited, then as any 500
     schemas = body_schemas(screening_router.BODY_MODELS)
 
     def openapi() -> dict[str, Any]:

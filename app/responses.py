@@ -86,6 +86,18 @@ MALFORMED_PATH: dict[int | str, dict[str, Any]] = {
         ),
     )
 }
+RULE_PACK_INTEGRITY: dict[int | str, dict[str, Any]] = {
+    500: problem_doc(
+        "The stored rule pack no longer matches its sha256 (altered in the database): none of "
+        "it is shown, and the failure is recorded in the audit trail.",
+        problem_example(
+            500,
+            "rule-pack-integrity",
+            "The stored rule pack 3f0c...f4a3 does not match its content hash (it was altered in "
+            "the database); it is not shown.",
+        ),
+    )
+}
 
 
 def model_response(

@@ -198,3 +198,34 @@ def screening_content_digest(
         ),
         checked=checked,
     )
+
+
+def review_content_digest(
+    *,
+    review_id: uuid.UUID | str,
+    screening_id: uuid.UUID | str,
+    clinic_id: uuid.UUID | str,
+    reviewer_id: uuid.UUID | str | None,
+    disposition: str,
+    override_reason: str | None,
+    note: str,
+    created_at: datetime,
+) -> str:
+    """Return the ``review_sha256`` of a stored review (in its ``review.recorded`` event).
+
+    Covers every column a physician's sign-off shows or is ordered by: the decrypted note
+    (never the ciphertext, so key rotation leaves it unchanged), the reviewer, the
+    disposition, the override reason, and the time that makes it the screening's latest.
+    """
+    return digest(
+        {
+            "id": str(review_id),
+            "screening_id": str(screening_id),
+            "clinic_id": str(clinic_id),
+            "reviewer_id": None if reviewer_id is None else str(reviewer_id),
+            "disposition": disposition,
+            "override_reason": override_reason,
+            "note": note,
+            "created_at": format_datetime(created_at),
+        }
+    )

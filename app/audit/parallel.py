@@ -34,6 +34,11 @@ _worker: dict[str, object] = {}
 def _init_worker(database_url: str, key_spec: str | None, content_digest: ContentDigest) -> None:
     _worker["engine"] = make_engine(database_url, read_only=True)
     _worker["screenings"] = _screenings(key_spec, content_digest)
+    _worker["keyring"] = _keyring(key_spec)
+
+
+def _keyring(key_spec: str | None) -> crypto.KeyRing | None:
+    return None if key_spec is None else crypto.KeyRing.parse(key_spec)
 
 
 def _screenings(
@@ -47,10 +52,16 @@ def _screenings(
 def _verify_range(first: int, last: int, checkpoint: Checkpoint | None) -> verify.RangeReport:
     engine = _worker["engine"]
     screenings = cast(verify.ScreeningDigest | None, _worker["screenings"])
+    keyring = cast(crypto.KeyRing | None, _worker["keyring"])
     assert isinstance(engine, Engine)
     with make_sessionmaker(engine)() as session:
         return verify.verify_range(
-            session, screenings=screenings, first=first, last=last, checkpoint=checkpoint
+            session,
+            screenings=screenings,
+            first=first,
+            last=last,
+            checkpoint=checkpoint,
+            keyring=keyring,
         )
 
 
@@ -89,6 +100,7 @@ def verify_chain_parallel(
                 return verify.verify_chain(
                     session,
                     screenings=_screenings(key_spec, content_digest),
+                    keyring=_keyring(key_spec),
                     checkpoint=checkpoint,
                     checkpoint_key=checkpoint_key,
                     progress=progress,

@@ -7,17 +7,19 @@ Checks, in ``seq`` order, stopping at the first problem (reported with its ``seq
    or a row moved to another seq, since ``seq`` is hashed);
 3. each ``prev_hash`` equals the previous event's hash (an event rewritten *with* a
    recomputed hash breaks the link to its successor);
-4. each screening an event names with a ``target_sha256``: decrypt its stored subject,
-   answers and result and recompute ``canonical.screening_content_digest``;
+4. the stored rows each event vouches for (``verify_rows``): a screening's digest and the
+   columns derived from its result (``has_exclude``, ``screening_flag``), a review's digest,
+   a rule pack's content hash;
 5. the ``audit_head`` row matches the last event (tail deleted, head left behind);
 6. with a signed checkpoint: the chain reaches the checkpoint's seq with its hash (tail
-   truncated *and* head moved back, or the whole chain recomputed).
+   truncated *and* head moved back, or the whole chain recomputed);
+7. rows no event names (``verify_rows.check_unreferenced``): every rule pack's content hash,
+   and no more reviews than recorded ones.
 
 Events are streamed in keyset batches of ``BATCH_SIZE`` so memory stays flat, and screenings
 are decrypted once per batch, not once per event.
 """
 
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,7 +31,8 @@ from app import crypto
 from app.audit import canonical
 from app.audit.checkpoint import Checkpoint
 from app.audit.service import HASHED_COLUMNS, hashed_fields
-from app.db.models import AuditEvent, AuditHead, Screening
+from app.audit.verify_rows import ChainBroken, ScreeningDigest, StoredRows, check_unreferenced
+from app.db.models import AuditEvent, AuditHead
 
 __all__ = [
     "BATCH_SIZE",
@@ -43,18 +46,9 @@ __all__ = [
 ]
 
 BATCH_SIZE = 10_000
-_SCREENING_CHUNK = 500
-_DIGEST_CACHE_LIMIT = 200_000
 
 Progress = Callable[[int, int], None]
 """Called after each batch with ``(events checked, events expected)``."""
-
-
-class _ChainBroken(Exception):
-    def __init__(self, seq: int | None, problem: str) -> None:
-        super().__init__(problem)
-        self.seq = seq
-        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,73 +66,6 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (for ``--json``)."""
         return asdict(self)
-
-
-_STORED_COLUMNS = (
-    Screening.id,
-    Screening.clinic_id,
-    Screening.as_of_date,
-    Screening.decision,
-    Screening.rule_pack_sha256,
-    Screening.key_id,
-    Screening.subject_ct,
-    Screening.answers_ct,
-    Screening.result_ct,
-)
-
-
-ScreeningDigest = Callable[[Any], str]
-"""A stored screening row's content digest: ``app.screening.store.content_digest`` with a key
-ring, passed in (audit sits below screening). Raises crypto.DecryptError, or ValueError."""
-
-
-class _ScreeningDigests:
-    """Digests (or the reason there is none) of screenings, loaded a batch at a time."""
-
-    def __init__(self, session: Session, digest: ScreeningDigest) -> None:
-        self._session = session
-        self._digest_of = digest
-        self._cache: dict[str, str] = {}
-        self.checked = 0
-
-    def load(self, target_ids: set[str]) -> None:
-        if len(self._cache) > _DIGEST_CACHE_LIMIT:
-            self._cache.clear()
-        wanted: dict[uuid.UUID, str] = {}
-        for target_id in target_ids - self._cache.keys():
-            try:
-                wanted[uuid.UUID(target_id)] = target_id
-            except ValueError:
-                self._cache[target_id] = "!target id is not a screening id"
-        keys = list(wanted)
-        for start in range(0, len(keys), _SCREENING_CHUNK):
-            chunk = keys[start : start + _SCREENING_CHUNK]
-            # Columns, not entities: the identity map must never stand in for stored bytes.
-            query = select(*_STORED_COLUMNS).where(Screening.id.in_(chunk))
-            for row in self._session.execute(query):
-                self._cache[wanted.pop(row.id)] = self._digest(row)
-        for target_id in wanted.values():
-            self._cache[target_id] = "!referenced screening is missing (deleted?)"
-
-    def _digest(self, screening: Any) -> str:
-        self.checked += 1
-        try:
-            return self._digest_of(screening)
-        except crypto.DecryptError:
-            return "!stored screening ciphertext does not decrypt (altered, moved or key missing)"
-        except ValueError:
-            return "!stored screening plaintext is not JSON"
-
-    def check(self, seq: int, target_id: str, expected: str) -> None:
-        actual = self._cache[target_id]
-        if actual.startswith("!"):
-            raise _ChainBroken(seq, f"screening {target_id}: {actual[1:]}")
-        if actual != expected:
-            raise _ChainBroken(
-                seq,
-                f"screening {target_id}: stored content does not match the digest recorded by "
-                "this event (answers, result, subject or metadata altered)",
-            )
 
 
 def _event_columns(dialect: str) -> list[ColumnElement[Any]]:
@@ -192,19 +119,19 @@ class _Walker:
 
     def __init__(
         self,
-        digests: _ScreeningDigests | None,
+        stored: StoredRows | None,
         checkpoint: Checkpoint | None,
         last_seq: int = 0,
         last_hash: str = canonical.GENESIS_HASH,
     ) -> None:
-        self.digests = digests
+        self.stored = stored
         self.checkpoint = checkpoint
         self.last_seq = last_seq
         self.last_hash = last_hash
 
     def batch(self, rows: Sequence[Sequence[Any]]) -> None:
-        if self.digests is not None:
-            self.digests.load(_screening_targets(rows))
+        if self.stored is not None:
+            self.stored.load(rows)
         for row in rows:
             self.event(row)
 
@@ -212,47 +139,42 @@ class _Walker:
         *values, prev_hash, stored_hash = row
         seq: int = values[0]
         if seq != self.last_seq + 1:
-            raise _ChainBroken(
+            raise ChainBroken(
                 self.last_seq + 1,
                 f"events {self.last_seq + 1}..{seq - 1} are missing (deleted or renumbered)",
             )
         if canonical.chain_hash(prev_hash, hashed_fields(values), checked=False) != stored_hash:
-            raise _ChainBroken(seq, "hash does not match the stored fields (event altered)")
+            raise ChainBroken(seq, "hash does not match the stored fields (event altered)")
         if prev_hash != self.last_hash:
             broken = max(seq - 1, 1)
-            raise _ChainBroken(
+            raise ChainBroken(
                 broken,
                 f"prev_hash of seq {seq} does not match the hash of seq {seq - 1} "
                 "(an event was rewritten with a recomputed hash)",
             )
-        if self.digests is not None and values[6] == "screening" and values[8] is not None:
-            self.digests.check(seq, values[7], values[8])
+        if self.stored is not None:
+            self.stored.check(seq, values)
         cp = self.checkpoint
         if cp is not None and seq == cp.seq and stored_hash != cp.hash:
-            raise _ChainBroken(seq, "hash differs from the signed checkpoint (chain rewritten)")
+            raise ChainBroken(seq, "hash differs from the signed checkpoint (chain rewritten)")
         self.last_seq, self.last_hash = seq, stored_hash
 
     def finish(self, head_seq: int, head_hash: str) -> None:
         if (head_seq, head_hash) != (self.last_seq, self.last_hash):
-            raise _ChainBroken(
+            raise ChainBroken(
                 self.last_seq + 1 if head_seq > self.last_seq else head_seq,
                 f"audit_head (seq {head_seq}) does not match the last event (seq "
                 f"{self.last_seq}): events after seq {self.last_seq} deleted or head altered",
             )
         cp = self.checkpoint
         if cp is not None and cp.seq > self.last_seq:
-            raise _ChainBroken(
+            raise ChainBroken(
                 self.last_seq + 1,
                 f"chain ends at seq {self.last_seq} but the signed checkpoint records seq "
                 f"{cp.seq}: the tail was truncated",
             )
         if cp is not None and cp.seq == 0 and cp.hash != canonical.GENESIS_HASH:
-            raise _ChainBroken(None, "checkpoint of an empty chain has a non-genesis hash")
-
-
-def _screening_targets(rows: Sequence[Sequence[Any]]) -> set[str]:
-    # Columns 6, 7, 8 are target_type, target_id, target_sha256 (HASHED_COLUMNS order).
-    return {row[7] for row in rows if row[6] == "screening" and row[8] is not None}
+            raise ChainBroken(None, "checkpoint of an empty chain has a non-genesis hash")
 
 
 def _check_nothing_beyond_head(session: Session) -> None:
@@ -261,7 +183,7 @@ def _check_nothing_beyond_head(session: Session) -> None:
     max_seq = session.scalar(select(func.max(AuditEvent.seq))) or 0
     head_now = session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
     if max_seq > head_now:
-        raise _ChainBroken(
+        raise ChainBroken(
             head_now + 1,
             f"events up to seq {max_seq} exist beyond audit_head (seq {head_now}): head moved back",
         )
@@ -288,6 +210,7 @@ def verify_range(
     last: int,
     checkpoint: Checkpoint | None = None,
     batch_size: int = BATCH_SIZE,
+    keyring: crypto.KeyRing | None = None,
 ) -> RangeReport:
     """Verify events ``first..last`` exactly as :func:`verify_chain` would, given the rest.
 
@@ -300,21 +223,21 @@ def verify_range(
     seed = canonical.GENESIS_HASH
     if first > 1:
         seed = session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == first - 1)) or ""
-    digests = None if screenings is None else _ScreeningDigests(session, screenings)
-    walker = _Walker(digests, checkpoint, last_seq=first - 1, last_hash=seed)
+    stored = None if screenings is None else StoredRows(session, screenings, keyring)
+    walker = _Walker(stored, checkpoint, last_seq=first - 1, last_hash=seed)
     bad: tuple[int | None, str | None] = (None, None)
     try:
         for rows in _batches(session, batch_size, last, after=first - 1):
             walker.batch(rows)
-    except _ChainBroken as broken:
+    except ChainBroken as broken:
         bad = (broken.seq, broken.problem)
-    checked = 0 if digests is None else digests.checked
+    checked = 0 if stored is None else stored.screenings_checked
     return RangeReport(first, last, walker.last_seq, *bad, walker.last_hash, checked)
 
 
 def _check_signature(checkpoint: Checkpoint | None, key: bytes | None) -> None:
     if checkpoint is not None and (key is None or not checkpoint.is_authentic(key)):
-        raise _ChainBroken(None, "checkpoint signature does not verify (wrong key or edited)")
+        raise ChainBroken(None, "checkpoint signature does not verify (wrong key or edited)")
 
 
 def verify_tail(
@@ -340,10 +263,11 @@ def verify_tail(
         _check_signature(checkpoint, checkpoint_key)
         if last.problem is not None:
             result["count"] = max((last.first_bad_seq or 1) - 1, 0)
-            raise _ChainBroken(last.first_bad_seq, last.problem)
+            raise ChainBroken(last.first_bad_seq, last.problem)
         walker.finish(head_seq, head_hash)
         _check_nothing_beyond_head(session)
-    except _ChainBroken as broken:
+        check_unreferenced(session)
+    except ChainBroken as broken:
         result.update(ok=False, first_bad_seq=broken.seq, problem=broken.problem)
     else:
         result["ok"] = True
@@ -358,6 +282,7 @@ def verify_chain(
     checkpoint_key: bytes | None = None,
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
+    keyring: crypto.KeyRing | None = None,
 ) -> VerifyReport:
     """Verify the whole chain; stop at and report the first problem.
 
@@ -368,6 +293,8 @@ def verify_chain(
         checkpoint_key: The HMAC key the checkpoint must verify under (required with it).
         progress: Called after each batch with ``(checked, expected)``.
         batch_size: Events per query.
+        keyring: Decrypts results and review notes, so the columns derived from a result
+            (``has_exclude``, ``screening_flag``) and each review's digest are checked too.
 
     Returns:
         ``ok`` with the number of events checked, or the first bad seq and what is wrong.
@@ -375,8 +302,8 @@ def verify_chain(
     head_seq, head_hash = session.execute(
         select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
     ).one()
-    digests = None if screenings is None else _ScreeningDigests(session, screenings)
-    walker = _Walker(digests, checkpoint)
+    stored = None if screenings is None else StoredRows(session, screenings, keyring)
+    walker = _Walker(stored, checkpoint)
     result: dict[str, Any] = {"head_seq": head_seq}
     if checkpoint is not None:
         result["checkpoint_seq"] = checkpoint.seq
@@ -388,10 +315,11 @@ def verify_chain(
                 progress(walker.last_seq, max(head_seq, walker.last_seq))
         walker.finish(head_seq, head_hash)
         _check_nothing_beyond_head(session)
-    except _ChainBroken as broken:
+        check_unreferenced(session)
+    except ChainBroken as broken:
         result.update(ok=False, first_bad_seq=broken.seq, problem=broken.problem)
     else:
         result["ok"] = True
     result["count"] = walker.last_seq
-    result["screenings_checked"] = 0 if digests is None else digests.checked
+    result["screenings_checked"] = 0 if stored is None else stored.screenings_checked
     return VerifyReport(**result)

@@ -24,6 +24,7 @@ from app.form import service as form_service
 from app.form.pages import Draft, State
 from app.form.text import Text, pick_language
 from app.rulepack import active
+from app.rulepack import integrity as rulepack_integrity
 from app.screening import store
 
 FORM_PREFIX = form_service.FORM_PREFIX
@@ -131,6 +132,17 @@ async def link_page(request: Request, exc: Exception) -> Response:
     )  # fmt: skip
 
 
+async def pack_unavailable_page(request: Request, exc: Exception) -> Response:
+    """Audit the integrity failure; tell the patient the questions are not available."""
+    assert isinstance(exc, form_service.PackUnavailable)
+    await rulepack_integrity.record(request, exc.error)
+    ancestors = context_of(request).settings.form_frame_ancestors
+    return _render(
+        request, "problem.html", exc.text, exc.clinic, 500, ancestors,
+        problem="unavailable", reference="", title=exc.text("link.unavailable.title"),
+    )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class _Catalogues:
     """The form's message catalogues by pack and language, loaded on first use (a component).
@@ -184,12 +196,15 @@ def _visit(*, allow_used: bool) -> Any:
         if lang == language:
             form_service.set_language(session, invitation=invitation, language=language)
         context = context_of(request)
-        ruleset = form_service.pinned_ruleset(
-            session,
-            invitation=invitation,
-            rulesets=active.stored_rulesets(context),
-            default=context.loaded_ruleset(),
-        )
+        try:
+            ruleset = form_service.pinned_ruleset(
+                session, invitation=invitation, rulesets=active.stored_rulesets(context),
+                default=context.loaded_ruleset(),
+            )  # fmt: skip
+        except rulepack_integrity.RulePackIntegrityError as error:
+            raise form_service.PackUnavailable(
+                error, Text(language, catalogues.get(language)), clinic
+            ) from None
         catalogues = _catalogues(request, session, ruleset.sha256)
         text = Text(language, catalogues.get(language))
         ancestors = context.settings.form_frame_ancestors
@@ -376,3 +391,4 @@ def install(app: FastAPI) -> None:
     """Mount the form's pages and its friendly page for unusable links on ``app``."""
     app.include_router(router)
     app.add_exception_handler(LinkPage, link_page)
+    app.add_exception_handler(form_service.PackUnavailable, pack_unavailable_page)

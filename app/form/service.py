@@ -10,6 +10,7 @@ screening; the second gets ``LinkUnavailable(used)``.
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,12 @@ from app.engine.translations import Catalogue, load_translations
 from app.form import reading
 from app.form.fields import reading_items
 from app.form.pages import Draft
+from app.form.text import Text
 from app.invitation import service as invitation_service
 from app.invitation.service import ClinicInfo, LinkProblem, LinkUnavailable
 from app.rulepack import policy as rulepack_policy
 from app.rulepack import translation as rulepack_translation
-from app.rulepack.service import RulesetCache
+from app.rulepack.service import RulePackIntegrityError, RulesetCache
 from app.screening import service as screening_service
 
 __all__ = [
@@ -56,6 +58,15 @@ def open_invitation(
     return invitation_service.resolve(
         session, clinic_id=clinic_id, token=token, now=now, allow_used=allow_used
     )
+
+
+@dataclass
+class PackUnavailable(Exception):
+    """The invitation's rule pack fails its integrity check: a friendly 500 page, audited."""
+
+    error: RulePackIntegrityError
+    text: Text
+    clinic: Any
 
 
 def load_catalogues(pack_dir: Path) -> dict[str, Catalogue]:

@@ -9,6 +9,7 @@ from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_
 from app.errors import PROBLEM_JSON
 from app.invitation import service as invitation_service
 from app.invitation.schemas import InvitationCreate, InvitationRead
+from app.responses import RULE_PACK_INTEGRITY
 from app.rulepack.active import clinic_ruleset
 
 router = APIRouter(prefix="/v1", tags=["invitations"])
@@ -41,7 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=InvitationRead,
     summary="Create a patient invitation",
-    responses=ERRORS,
+    responses=ERRORS | RULE_PACK_INTEGRITY,
 )
 def create_invitation(
     request: Request,

@@ -202,13 +202,7 @@ def record(
         action="review.recorded",
         actor=reviewer.actor,
         request_id=request_id,
-        detail={
-            "review_id": str(stored.id),
-            "disposition": review.disposition.value,
-            "override_reason": review.override_reason,
-            "has_exclude": row.has_exclude,
-            "has_note": bool(review.note.strip()),
-        },
+        detail=_recorded_detail(stored, row, review),
     )
     view = ReviewView(
         stored.id,
@@ -221,6 +215,30 @@ def record(
         created_at,
     )
     return Recorded(view, etag(row.id, stored.id))
+
+
+def _recorded_detail(stored: Review, row: Screening, review: ReviewInput) -> dict[str, Any]:
+    """The ``review.recorded`` detail: codes, flags and the review's digest (never the note).
+
+    ``review_sha256`` lets ``audit verify`` find an edited or deleted review row.
+    """
+    return {
+        "review_id": str(stored.id),
+        "disposition": review.disposition.value,
+        "override_reason": review.override_reason,
+        "has_exclude": row.has_exclude,
+        "has_note": bool(review.note.strip()),
+        "review_sha256": canonical.review_content_digest(
+            review_id=stored.id,
+            screening_id=row.id,
+            clinic_id=row.clinic_id,
+            reviewer_id=stored.reviewer_id,
+            disposition=review.disposition.value,
+            override_reason=review.override_reason,
+            note=review.note,
+            created_at=stored.created_at,
+        ),
+    }
 
 
 def _locked_current(

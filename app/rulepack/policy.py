@@ -150,10 +150,12 @@ def adopt(session: Session, *, clinic_id: uuid.UUID, default: Ruleset, now: date
 
 
 def pack(session: Session, *, sha256: str, rulesets: RulesetCache, default: Ruleset) -> Ruleset:
-    """A stored pack by hash (``default`` itself when it is that pack)."""
-    if sha256 == default.sha256:
-        return default
-    return rulesets.get(session, sha256=sha256)
+    """A stored pack by hash, its stored content checked (``default`` itself if it is that one).
+
+    Raises:
+        RulePackIntegrityError: If the stored content was altered (``default`` included).
+    """
+    return rulesets.get(session, sha256=sha256, known=default)
 
 
 def invitation_ruleset(

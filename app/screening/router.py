@@ -16,6 +16,7 @@ from app.responses import (
     AUTH_ERRORS,
     INVALID,
     NOT_FOUND,
+    RULE_PACK_INTEGRITY,
     UNPARSABLE,
     model_response,
     problem_doc,
@@ -63,7 +64,7 @@ BODY_MODELS: list[type[BaseModel]] = [EvaluateCreate, ScreeningCreate]
     response_model=EvaluationRead,
     summary="Evaluate answers (nothing stored)",
     tags=["screenings"],
-    responses=AUTH_ERRORS | INVALID | UNPARSABLE,
+    responses=AUTH_ERRORS | INVALID | UNPARSABLE | RULE_PACK_INTEGRITY,
     openapi_extra={"requestBody": openapi_body(EvaluateCreate), "security": _BEARER_SECURITY},
 )
 async def evaluate_answers(request: Request) -> Response:
@@ -95,6 +96,7 @@ async def evaluate_answers(request: Request) -> Response:
     },
     responses=AUTH_ERRORS
     | INVALID
+    | RULE_PACK_INTEGRITY
     | {
         400: problem_doc(
             "Malformed Idempotency-Key, or a body that cannot be parsed (invalid UTF-8, "
@@ -167,7 +169,7 @@ def get_screening(
     response_model=ExplanationRead,
     summary="Explain a screening with the rule pack it was made with",
     tags=["screenings"],
-    responses=AUTH_ERRORS | NOT_FOUND,
+    responses=AUTH_ERRORS | NOT_FOUND | RULE_PACK_INTEGRITY,
     openapi_extra=audited("screening.explained", "screening", path_param="screening_id"),
 )
 def explain_screening(
@@ -243,7 +245,7 @@ def list_screenings(
     response_model=QuestionnaireRead,
     summary="Get a questionnaire",
     tags=["questionnaires"],
-    responses=AUTH_ERRORS | NOT_FOUND,
+    responses=AUTH_ERRORS | NOT_FOUND | RULE_PACK_INTEGRITY,
 )
 def get_questionnaire(questionnaire_id: str, ruleset: ActiveRulesetDep) -> Response:
     """The form definition: groups and items in display order, types, options and conditions."""

@@ -1,6 +1,8 @@
 """Plain functions that build audited screenings and tamper with them like a DB owner would."""
 
+import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -8,14 +10,22 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import crypto
+from app.account import service as account_service
 from app.audit import canonical
 from app.audit import service as audit_service
-from app.db.models import ActorType, Clinic, Decision, RulePack, Screening, Source
+from app.db.models import ActorType, Clinic, Decision, RulePack, Screening, Source, UserAccount
+from app.engine import Ruleset
+from app.review import service as review_service
+from app.screening import store
+from tests import factories as service_factories
+from tests.review.seed import make_user
 
 KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(100, 132))
 KEYRING = crypto.KeyRing.from_keys({"k1": KEY_1})
-RULE_PACK_SHA = "ab" * 32
+# A stored pack is its canonical content under its sha256 (audit verify re-hashes it).
+RULE_PACK_CONTENT = '{"id":"audit-test-pack"}'
+RULE_PACK_SHA = hashlib.sha256(RULE_PACK_CONTENT.encode()).hexdigest()
 ENCRYPTED = ("subject_ct", "answers_ct", "result_ct")
 
 
@@ -31,7 +41,7 @@ def make_rule_pack(session: Session, sha256: str = RULE_PACK_SHA) -> RulePack:
         sha256=sha256,
         pack_id="ketamine-infusion",
         version="1",
-        content="{}",
+        content=RULE_PACK_CONTENT,
         loaded_at=datetime.now(UTC),
     )
     session.add(pack)
@@ -151,3 +161,70 @@ def head_seq(session: Session) -> int:
     value = session.execute(text("SELECT seq FROM audit_head WHERE id = 1")).scalar_one()
     assert isinstance(value, int)
     return value
+
+
+def disable_rule_pack_triggers(session: Session) -> None:
+    """Bypass the rule_pack append-only triggers as a database owner would (rolled back)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ALTER TABLE rule_pack DISABLE TRIGGER USER"))
+    else:
+        session.execute(text("DROP TRIGGER IF EXISTS rule_pack_no_update"))
+        session.execute(text("DROP TRIGGER IF EXISTS rule_pack_no_delete"))
+
+
+def tamper_rule_pack(session: Session, sha256: str, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in a stored pack's content, bypassing the triggers."""
+    disable_rule_pack_triggers(session)
+    content = session.execute(
+        text("SELECT content FROM rule_pack WHERE sha256 = :sha"), {"sha": sha256}
+    ).scalar_one()
+    assert old in content, f"{old!r} is not in the stored pack"
+    session.execute(
+        text("UPDATE rule_pack SET content = :content WHERE sha256 = :sha"),
+        {"content": content.replace(old, new, 1), "sha": sha256},
+    )
+
+
+# heart_failure (exclude, fired) and elevated_blood_pressure (review, fired).
+ANSWERS = service_factories.NOT_CANDIDATE_ANSWERS | {"systolic_bp": 148}
+NOTE = "Heart failure confirmed by cardiology; not suitable."
+
+
+@dataclass(frozen=True)
+class World:
+    screening_id: uuid.UUID
+    review_id: uuid.UUID
+    colleague_id: uuid.UUID
+    other_clinic_id: uuid.UUID
+    pack_sha256: str
+
+
+def build_reviewed_screening(session: Session, ruleset: Ruleset) -> World:
+    """A physician's review of a real screening (an exclude and a review flag fired)."""
+    tag = uuid.uuid4().hex[:6]
+    user = make_user(session, clinic=f"Tamper {tag}", email=f"dr-{tag}@example.org")
+    colleague = make_user(session, clinic=f"Tamper {tag}", email=f"dr2-{tag}@example.org")
+    other = make_user(session, clinic=f"Other {tag}", email=f"dr3-{tag}@example.org")
+    body = service_factories.make_screening(
+        session, ruleset=ruleset, clinic_id=user.clinic_id, answers=ANSWERS
+    )
+    assert {(f["rule"], f["status"]) for f in body["flags"]} == {
+        ("heart_failure", "fired"),
+        ("elevated_blood_pressure", "fired"),
+    }
+    screening_id = uuid.UUID(body["id"])
+    physician = account_service.principal_of(session.get_one(UserAccount, user.user_id))
+    recorded = review_service.record(
+        session,
+        keyring=service_factories.KEYRING,
+        reviewer=physician,
+        screening_id=screening_id,
+        review=review_service.ReviewInput(review_service.Disposition.declined, note=NOTE),
+        if_match=store.current_etag(session, clinic_id=user.clinic_id, screening_id=screening_id),
+        now=service_factories.NOW,
+    )
+    make_rule_pack(session)  # a second stored pack, for the "moved to another pack" case
+    session.flush()
+    return World(
+        screening_id, recorded.review.id, colleague.user_id, other.clinic_id, ruleset.sha256
+    )

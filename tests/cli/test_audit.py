@@ -10,8 +10,15 @@ from sqlalchemy import text
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.unit import session_scope
-from tests.audit.factories import KEY_1, build_chain, disable_audit_triggers
+from app.engine import Ruleset
+from tests.audit.factories import (
+    KEY_1,
+    build_chain,
+    build_reviewed_screening,
+    disable_audit_triggers,
+)
 from tests.cli.conftest import Invoke
+from tests.factories import DATA_KEY as SERVICE_DATA_KEY
 
 DATA_KEY = "k1:" + base64.b64encode(KEY_1).decode()
 AUDIT_KEY = base64.b64encode(b"a" * 32).decode()
@@ -100,3 +107,30 @@ def test_verify_rejects_malformed_checkpoint(
     result = invoke("audit", "verify", "--checkpoint", str(bad), env=chain_env)
     assert result.exit_code == 2
     assert "not valid JSON" in result.stderr
+
+
+def test_verify_command_names_a_deleted_flag_and_an_edited_review(
+    invoke: Invoke, empty_database_url: str, ruleset: Ruleset
+) -> None:
+    """The command itself, on a committed database: clean, then each tampering exits 1."""
+    migrate.upgrade(migrate.make_config(database_url=empty_database_url))
+    engine = make_engine(empty_database_url)
+    with session_scope(make_sessionmaker(engine)) as session:
+        world = build_reviewed_screening(session, ruleset)
+    engine.dispose()
+    env = {"SCREENING_DATABASE_URL": empty_database_url, "SCREENING_DATA_KEY": SERVICE_DATA_KEY}
+    clean = invoke("audit", "verify", env=env)
+    assert clean.exit_code == 0, clean.output
+    is_sqlite = empty_database_url.startswith("sqlite")
+    review_id = world.review_id.hex if is_sqlite else str(world.review_id)
+    _tamper(
+        empty_database_url, f"UPDATE review SET disposition = 'cleared' WHERE id = '{review_id}'"
+    )
+    edited = invoke("audit", "verify", env=env)
+    assert edited.exit_code == 1
+    assert f"review {world.review_id}: disposition or override reason altered" in edited.stderr
+    screening_id = world.screening_id.hex if is_sqlite else str(world.screening_id)
+    _tamper(empty_database_url, f"DELETE FROM screening_flag WHERE screening_id = '{screening_id}'")
+    deleted = invoke("audit", "verify", env=env)
+    assert deleted.exit_code == 1
+    assert "screening_flag rows do not match the stored result's flags" in deleted.stderr

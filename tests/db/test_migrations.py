@@ -10,12 +10,20 @@ from app.db import migrate
 from app.db.base import Base
 from app.db.engine import make_engine
 
-SQLITE_TRIGGERS = {"audit_event_no_update", "audit_event_no_delete", "audit_head_no_delete"}
+SQLITE_TRIGGERS = {
+    "audit_event_no_update",
+    "audit_event_no_delete",
+    "audit_head_no_delete",
+    "rule_pack_no_update",
+    "rule_pack_no_delete",
+}
 POSTGRES_TRIGGERS = {
     "audit_event_no_change",
     "audit_event_no_truncate",
     "audit_head_no_delete",
     "audit_head_no_truncate",
+    "rule_pack_no_change",
+    "rule_pack_no_truncate",
 }
 
 
@@ -60,6 +68,34 @@ def test_audit_rows_cannot_be_changed(engine: Engine, statement: str) -> None:
         )
         with pytest.raises(DBAPIError, match="append-only"):
             connection.execute(text(statement))
+        transaction.rollback()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE rule_pack SET content = '{}'",
+        "UPDATE rule_pack SET version = '9.9.9'",
+        "DELETE FROM rule_pack",
+    ],
+)
+def test_rule_pack_rows_cannot_be_changed(engine: Engine, statement: str) -> None:
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(
+            text(
+                "INSERT INTO rule_pack (sha256, pack_id, version, content, loaded_at) "
+                "VALUES (:sha, 'ketamine-infusion', '1.0.0', '{\"id\": 1}', :at)"
+            ),
+            {"sha": "c" * 64, "at": datetime.now(UTC)},
+        )
+        with (
+            pytest.raises(DBAPIError, match="rule packs are append-only"),
+            connection.begin_nested(),
+        ):
+            connection.execute(text(statement + " WHERE sha256 = :sha"), {"sha": "c" * 64})
+        stored = connection.scalar(text("SELECT content FROM rule_pack WHERE sha256 = :sha"),
+                                   {"sha": "c" * 64})  # fmt: skip
+        assert stored == '{"id": 1}'
         transaction.rollback()
 
 
