@@ -8,7 +8,7 @@ them. A database owner can still drop or disable them; ``screening audit verify`
 loader's hash check (``app.rulepack.service.verified_content``) catch what they then change.
 
 Revision ID: 4f1e2d3c5b6a
-Revises: 9daba938925b
+Revises: c4e1a7b93d02
 Create Date: 2026-12-07 14:00:00.000000
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "4f1e2d3c5b6a"
-down_revision: str | Sequence[str] | None = "9daba938925b"
+down_revision: str | Sequence[str] | None = "c4e1a7b93d02"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
