@@ -56,6 +56,7 @@ def _page(title: str, head: str, body: str) -> HTMLResponse:
     document = (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<link rel="icon" href="data:,">\n'  # no /favicon.ico request (a 404)
         f"<title>{escape(title)}</title>\n{head}</head>\n<body>\n{body}</body>\n</html>\n"
     )
     return HTMLResponse(document, headers=_HEADERS)
