@@ -111,6 +111,7 @@ def test_without_a_public_url_dev_and_test_fall_back_to_the_request(
 def test_production_has_no_docs_or_openapi_by_default(prod: TestClient) -> None:
     for path in ("/docs", "/redoc", "/openapi.json", "/static/docs/swagger-ui-bundle.js"):
         assert prod.get(path).status_code == 404, path
+    assert 'href="/docs"' not in prod.get("/").text  # the front page does not link to a 404
 
 
 def test_docs_load_only_self_hosted_assets_whose_integrity_hashes_match(

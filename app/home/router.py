@@ -19,7 +19,8 @@ LANGUAGES = "en, es"  # the patient form's languages; reports in English are bes
 @router.get("/")
 def home(request: Request) -> Response:
     """What the service is, with links to the API docs, the review pages and the form."""
-    return render(request, "home.html", {"web_user": None})
+    docs_on = context_of(request).settings.are_docs_on  # no link to a 404 in production
+    return render(request, "home.html", {"web_user": None, "docs_on": docs_on})
 
 
 @router.get(SECURITY_TXT)
