@@ -46,8 +46,8 @@ class HttpMiddleware:
     exception with the HTML 500 page before (1) logs it. The 413 problem and the generic 500
     problem, sent from outside (3), carry the request id but not the security headers; the
     413 page has them (both carry ``Cache-Control: no-store`` and, in production, HSTS). One
-    layer instead of four: each layer cost a coroutine and a ``send``
-    wrapper per request (bench/README.md).
+    layer instead of four: each layer cost a coroutine and a ``send`` wrapper per request
+    (bench/README.md).
 
     One JSON access line per request: request id, method, route template, status, latency
     and the clinic id the authentication dependency recorded in ``scope["state"]``.
