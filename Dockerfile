@@ -5,11 +5,14 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The locked dependencies, each checked against its hash (a reproducible build), then the
+# package itself with nothing resolved (--no-deps).
+COPY pyproject.toml README.md requirements.lock ./
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock
 COPY app/ app/
 COPY rules/ rules/
 COPY migrations/ migrations/
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install --no-deps .
 
 # Runtime stage: the venv only, run as an unprivileged user.
 FROM python:3.11-slim

@@ -14,11 +14,12 @@ CHECK_DB := screening_migration_check
 # pytest-xdist workers: one per core by default; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= auto
 
-.PHONY: help run test venv lint
+.PHONY: help run test venv lint lock
 
 help:
 	@echo "make run   - create .venv, install, migrate the SQLite database, serve on $(HOST):$(PORT)"
 	@echo "make test  - create .venv, install with dev extras, lint, type-check, test on SQLite and PostgreSQL"
+	@echo "make lock  - regenerate requirements.lock and requirements-dev.lock (UPGRADE=--upgrade)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,18 +27,32 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# Install again only when pyproject.toml changed (a stamp file), not on every `make run`.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# Install the locked, hash-checked dependencies, then the package itself without resolving
+# anything; again only when a lock or pyproject.toml changed (a stamp file).
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 run: $(VENV)/.installed
 	$(BIN)/screening db upgrade
 	$(BIN)/screening serve --host $(HOST) --port $(PORT)
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@ $(VENV)/.installed
+
+# Regenerate the locks from pyproject.toml, keeping current pins where they still fit;
+# `make lock UPGRADE=--upgrade` (or UPGRADE="--upgrade-package NAME") moves them on.
+UV_VERSION ?= 0.13.10
+UPGRADE ?=
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet $(UPGRADE)
+lock: | $(BIN)/python
+	$(BIN)/pip install -q 'uv==$(UV_VERSION)'
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -o requirements-dev.lock
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .

@@ -103,6 +103,17 @@ def app_context(app: FastAPI) -> AppContext:
     return context
 
 
+def public_base_url(request: Request) -> str:
+    """Where clients reach the service (no trailing slash): the one base of every link we build.
+
+    ``SCREENING_PUBLIC_BASE_URL`` (required, https, in production), never the request's
+    ``Host`` header, which a caller controls. Only dev and test, without the setting, fall
+    back to the request's own base URL.
+    """
+    configured = context_of(request).settings.public_base_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
 def request_id_of(request: Request) -> str:
     """The request id set by the observability middleware (also the X-Request-ID header)."""
     return str(request.scope.get("state", {}).get("request_id", ""))

@@ -60,7 +60,11 @@ PAGE_CSP = (
 )
 OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 _PAGE_CSP, _OTHER_CSP = PAGE_CSP.encode(), OTHER_CSP.encode()
-# FastAPI's interactive docs load scripts from a CDN; they keep their own defaults.
+# Production only: browsers then refuse plain http to this host for a year (ASVS 5.0 3.4.1).
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+NO_STORE = (b"cache-control", b"no-store")
+STATIC_PREFIX = "/static/"
+# The interactive docs (app/home/docs.py) send their own CSP: their scripts need more.
 _DOCS_PATHS = ("/docs", "/redoc")
 # Paths whose errors are HTML pages; the JSON API (/v1) and the patient form keep their own.
 PAGE_PREFIXES = ("/review", "/sign-in", "/sign-out", "/account")
@@ -110,11 +114,16 @@ def safe_next(path: str | None) -> str:
     return path
 
 
-def add_security_headers(message: Message, *, is_docs: bool) -> None:
+def add_security_headers(
+    message: Message, *, is_docs: bool, is_asset: bool = False, is_hsts: bool = False
+) -> None:
     """Add the security headers a response start ``message`` does not already carry.
 
     Called by ``app.observability.HttpMiddleware`` for every response of the app (one scan of
-    the raw header list instead of a ``MutableHeaders`` lookup per header).
+    the raw header list instead of a ``MutableHeaders`` lookup per header). Every response
+    but a static asset (``is_asset``) gets ``Cache-Control: no-store`` unless its route chose
+    its own: API bodies and pages may carry PHI, and no browser or proxy may keep them.
+    ``is_hsts`` (production) adds ``Strict-Transport-Security``.
     """
     headers = list(message.get("headers", ()))
     message["headers"] = headers
@@ -135,8 +144,15 @@ def add_security_headers(message: Message, *, is_docs: bool) -> None:
         headers.append((b"content-security-policy", _PAGE_CSP if is_html else _OTHER_CSP))
         if b"x-frame-options" not in names:
             headers.append((b"x-frame-options", b"DENY"))
-    if is_html and not is_docs and b"cache-control" not in names:
+    if not is_asset and b"cache-control" not in names:
         headers.append((b"cache-control", b"no-store"))
+    if is_hsts and b"strict-transport-security" not in names:
+        headers.append(HSTS)
+
+
+def is_asset_path(path: str) -> bool:
+    """Whether ``path`` is a static asset (stylesheets, scripts: cacheable, never PHI)."""
+    return path.startswith(STATIC_PREFIX)
 
 
 def is_docs_path(path: str) -> bool:

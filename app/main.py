@@ -27,6 +27,7 @@ from app.fhir import router as fhir_router
 from app.form import router as form_router
 from app.form import service as form_service
 from app.health import router as health_router
+from app.home import docs as home_docs
 from app.home import router as home_router
 from app.invitation import router as invitation_router
 from app.jsonbody import body_schemas
@@ -138,6 +139,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan(ruleset, engine),
+        **home_docs.fastapi_options(settings),
         # FastAPI's native OpenTelemetry support looks up the global providers on every
         # request (~3 µs); this service exports Prometheus metrics and JSON logs instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -145,7 +147,13 @@ def create_app(
     app.state.context = context
     install_handlers(app, observe=denials.record)
     _mount(app)
-    app.add_middleware(HttpMiddleware, metrics=context.metrics, max_bytes=settings.max_body_bytes)
+    home_docs.install(app, settings)
+    app.add_middleware(
+        HttpMiddleware,
+        metrics=context.metrics,
+        max_bytes=settings.max_body_bytes,
+        is_hsts=settings.is_prod,
+    )
     return app
 
 

@@ -45,8 +45,9 @@ class HttpMiddleware:
     (``app.html``) to every response the app sends; (4) on a page path, answer an unhandled
     exception with the HTML 500 page before (1) logs it. The 413 problem and the generic 500
     problem, sent from outside (3), carry the request id but not the security headers; the
-    413 page has them. One layer instead of four: each layer cost a coroutine and a ``send``
-    wrapper per request (bench/README.md).
+    413 page has them (both carry ``Cache-Control: no-store`` and, in production, HSTS). One
+    layer instead of four: each layer cost a coroutine and a ``send`` wrapper per request
+    (bench/README.md).
 
     One JSON access line per request: request id, method, route template, status, latency
     and the clinic id the authentication dependency recorded in ``scope["state"]``.
@@ -57,10 +58,12 @@ class HttpMiddleware:
         app: ASGIApp,
         metrics: Metrics,
         max_bytes: int,
+        is_hsts: bool = False,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_bytes = max_bytes
+        self.is_hsts = is_hsts  # production: Strict-Transport-Security on every response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -72,7 +75,9 @@ class HttpMiddleware:
         state["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
         path = str(scope.get("path", ""))
-        is_docs = html.is_docs_path(path)
+        is_docs, is_asset, is_hsts = html.is_docs_path(path), html.is_asset_path(path), self.is_hsts
+        # The 413 and generic 500 problems, sent from outside the headers layer: not cached.
+        plain_headers = [id_header, html.NO_STORE, *([html.HSTS] if is_hsts else [])]
         status = 500
         started = time.perf_counter()
         is_started = False
@@ -81,13 +86,14 @@ class HttpMiddleware:
             nonlocal status, is_started
             if message["type"] == "http.response.start":
                 status, is_started = message["status"], True
-                message.setdefault("headers", []).append(id_header)
+                message.setdefault("headers", []).extend(plain_headers)
             await send(message)
 
         async def send_secured(message: Message) -> None:
             nonlocal status, is_started
             if message["type"] == "http.response.start":
-                html.add_security_headers(message, is_docs=is_docs)
+                flags = {"is_docs": is_docs, "is_asset": is_asset, "is_hsts": is_hsts}
+                html.add_security_headers(message, **flags)
                 status, is_started = message["status"], True
                 message["headers"].append(id_header)
             await send(message)

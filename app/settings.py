@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
     # Where patients reach the service (behind a proxy, the request's own host is internal).
     public_base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # /docs, /redoc and /openapi.json: on in dev and test, off in prod unless set to true.
+    docs_enabled: bool | None = None
+    # RFC 9116 /.well-known/security.txt Contact (mailto: or https:); without it, a 404.
+    security_contact: str | None = Field(
+        default=None, pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://\S+)$"
+    )
 
     @field_validator("clinic_timezone")
     @classmethod
@@ -129,9 +135,27 @@ class Settings(BaseSettings):
                 )
                 if value is None
             ]
+            base = self.public_base_url
+            if base is None:
+                missing.append("SCREENING_PUBLIC_BASE_URL")
             if missing:
                 raise ValueError(f"production requires {' and '.join(missing)} to be set")
+            if base is not None and not base.startswith("https://"):
+                raise ValueError(
+                    "production requires SCREENING_PUBLIC_BASE_URL to be an https:// URL "
+                    "(patients' invitation links are built from it)"
+                )
         return self
+
+    @property
+    def is_prod(self) -> bool:
+        """Whether this is production (HSTS, Secure cookies, docs off by default)."""
+        return self.environment is Environment.prod
+
+    @property
+    def are_docs_on(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served (``SCREENING_DOCS_ENABLED``)."""
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_prod
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,7 +10,7 @@ from app.account import service as account_service
 from app.account import sessions
 from app.apikey.auth import bearer
 from app.audit import denials
-from app.context import Clock, ClockDep, SessionDep, note_clinic
+from app.context import Clock, ClockDep, SessionDep, context_of, note_clinic
 from app.errors import Forbidden, Unauthorized
 from app.html import PasswordChangeRequired, SignInRequired, is_same_origin
 
@@ -18,11 +18,15 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def session_cookie(request: Request) -> tuple[str, bool]:
-    """The session cookie's name and Secure flag.
+    """The session cookie's name and Secure flag (always HttpOnly, SameSite=Lax, Path=/).
 
-    ``__Host-session`` with Secure everywhere except plain http to a loopback address
-    (development), where browsers may not send a Secure cookie back.
+    In production always ``__Host-session`` with Secure, whatever the request looks like
+    (behind a TLS-terminating proxy it arrives as plain http, often to a loopback address).
+    In dev and test the same, except plain http to a loopback address, where browsers may
+    not send a Secure cookie back: there it is ``session`` without Secure.
     """
+    if context_of(request).settings.is_prod:
+        return ("__Host-session", True)
     is_plain_loopback = request.url.scheme == "http" and request.url.hostname in _LOOPBACK
     return ("session", False) if is_plain_loopback else ("__Host-session", True)
 

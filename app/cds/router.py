@@ -12,7 +12,7 @@ from app.audit.denials import marker as audited
 from app.cds import auth as cds_auth
 from app.cds import service as cds_service
 from app.cds.schemas import CardsRead, DiscoveryRead, FeedbackRequest, HookRequest
-from app.context import UnitDep, context_of, request_id_of
+from app.context import UnitDep, context_of, public_base_url, request_id_of
 from app.responses import INVALID, NOT_FOUND, model_response, problem_doc, problem_example
 
 router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
@@ -25,7 +25,7 @@ _UNAUTHORIZED = {
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_base_url(request)
 
 
 def _jwks(request: Request) -> cds_auth.JwksCache:
@@ -35,9 +35,12 @@ def _jwks(request: Request) -> cds_auth.JwksCache:
 def _credentials(request: Request, service_id: str) -> dict[str, Any]:
     """What ``cds_auth.authenticate`` checks: the header, the audiences, the time, the keys."""
     service_url = f"{_base_url(request)}/cds-services/{service_id}"
+    # The request's own URL comes from its Host header: accepted only without a public URL.
+    is_configured = context_of(request).settings.public_base_url is not None
+    own_url = () if is_configured else (str(request.url).split("?", 1)[0],)
     return {
         "authorization": request.headers.get("Authorization"),
-        "audiences": (service_url, str(request.url).split("?", 1)[0]),
+        "audiences": (service_url, *own_url),
         "now": context_of(request).clock.now(),
         "jwks": _jwks(request),
     }

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from app.apikey.auth import ClinicClient, ScreeningWriter, actor_of
 from app.audit import denials
 from app.audit.denials import marker as audited
-from app.context import UnitDep, context_of, request_id_of
+from app.context import UnitDep, context_of, public_base_url, request_id_of
 from app.errors import AppError, ValidationFailed, request_problems
 from app.fhir import response
 from app.fhir import service as fhir_service
@@ -84,7 +84,7 @@ router = APIRouter(
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_base_url(request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_of
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_of, request_id_of
 from app.engine import Ruleset
 from app.errors import ValidationFailed
 from app.form import fields, pages, reading, views
@@ -66,11 +66,18 @@ class Visit:
     base: str
     ancestors: str
     ruleset: Ruleset  # the pack the invitation was created under (issue 13)
+    session: Any  # the request's session: every page shown is audited (form.viewed)
 
     def render(
         self, request: Request, template: str, status: int = 200, **context: Any
     ) -> Response:
         """Render a page of this visit with the clinic's name, phone and framing policy."""
+        form_service.record_view(
+            self.session,
+            invitation=self.invitation,
+            page=template.removesuffix(".html"),
+            request_id=request_id_of(request),
+        )
         return _render(request, template, self.text, self.clinic, status, self.ancestors, **context)
 
     def redirect(self, path: str) -> Response:
@@ -126,8 +133,12 @@ async def link_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LinkPage)
     problem = exc.problem.problem.value
     ancestors = context_of(request).settings.form_frame_ancestors
+    # Only a link that really opened the form (now used) names its clinic: an unknown or
+    # expired one shows neither its name, phone nor framing origins (a leaked old link, or a
+    # guess at a clinic id, learns nothing), and gets the default frame-ancestors.
+    clinic = exc.problem.clinic if problem == "used" else None
     return _render(
-        request, "problem.html", exc.text, exc.problem.clinic, _STATUS[problem], ancestors,
+        request, "problem.html", exc.text, clinic, _STATUS[problem], ancestors,
         problem=problem, reference=exc.reference, title=exc.text(f"link.{problem}.title"),
     )  # fmt: skip
 
@@ -209,7 +220,7 @@ def _visit(*, allow_used: bool) -> Any:
         text = Text(language, catalogues.get(language))
         ancestors = context.settings.form_frame_ancestors
         base = f"{FORM_PREFIX}/{clinic_id}/{token}"
-        return Visit(invitation, clinic, text, base, ancestors, ruleset)
+        return Visit(invitation, clinic, text, base, ancestors, ruleset, session)
 
     return visit
 
@@ -333,7 +344,11 @@ def save_question(
         )
     if fields.reading_items(shown):  # the page holds the reading: keep what was confirmed
         draft = dataclasses.replace(draft, confirmed_reading=check)
-    form_service.save_draft(session, keyring=keyring, invitation=visit.invitation, draft=draft)
+    request_id = request_id_of(request)
+    invitation = visit.invitation
+    form_service.save_draft(
+        session, keyring=keyring, invitation=invitation, draft=draft, request_id=request_id
+    )
     state = pages.item_states(ruleset, draft.answers, as_of=clock.today())
     after = FormState(form.pages, draft, state)
     following = None if "change" in data else pages.next_page(form.pages, page, state)

@@ -43,6 +43,7 @@ __all__ = [
     "open_invitation",
     "pack_catalogues",
     "pinned_ruleset",
+    "record_view",
     "save_draft",
     "set_language",
     "submit",
@@ -117,8 +118,43 @@ def load_draft(keyring: KeyRing, invitation: Invitation) -> Draft:
     return Draft.from_json(json.loads(plain))
 
 
-def save_draft(session: Session, *, keyring: KeyRing, invitation: Invitation, draft: Draft) -> None:
-    """Store the answers in progress, encrypted with the current data key."""
+def _invitation_actor(invitation: Invitation) -> audit_service.Actor:
+    return audit_service.Actor(ActorType.invitation, str(invitation.id))
+
+
+def record_view(
+    session: Session, *, invitation: Invitation, page: str, request_id: str | None = None
+) -> None:
+    """Audit ``form.viewed``: someone holding the link saw a page of the form.
+
+    A leaked link is then visible in the audit trail. The actor is the invitation; the
+    detail names the kind of page (start, question, check, done), never an answer or the
+    question asked (which page applies can itself say something about the patient).
+    """
+    audit_service.append(
+        session,
+        action="form.viewed",
+        actor=_invitation_actor(invitation),
+        clinic_id=invitation.clinic_id,
+        target_type="invitation",
+        target_id=invitation.id,
+        request_id=request_id,
+        detail={"page": page},
+    )
+
+
+def save_draft(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    invitation: Invitation,
+    draft: Draft,
+    request_id: str | None = None,
+) -> None:
+    """Store the answers in progress, encrypted with the current data key.
+
+    Audited as ``form.draft_saved`` by the invitation, with no answer and no item id.
+    """
     if invitation.key_id != keyring.current_kid:
         # One key id covers both ciphertexts of the row: move the subject to the new key.
         invitation.key_id, invitation.subject_ct = keyring.reencrypt(
@@ -127,6 +163,15 @@ def save_draft(session: Session, *, keyring: KeyRing, invitation: Invitation, dr
     plain = json.dumps(draft.to_json(), separators=(",", ":")).encode()
     _, invitation.draft_ct = keyring.encrypt(plain, _aad(invitation, "draft_ct"))
     session.flush()
+    audit_service.append(
+        session,
+        action="form.draft_saved",
+        actor=_invitation_actor(invitation),
+        clinic_id=invitation.clinic_id,
+        target_type="invitation",
+        target_id=invitation.id,
+        request_id=request_id,
+    )
 
 
 def set_language(session: Session, *, invitation: Invitation, language: str) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.apikey.auth import actor_of, require_scope
-from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_of
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, public_base_url
 from app.errors import PROBLEM_JSON
 from app.invitation import service as invitation_service
 from app.invitation.schemas import InvitationCreate, InvitationRead
@@ -69,6 +69,5 @@ def create_invitation(
     )
     # The body holds the token: no cache may keep it.
     response.headers["Cache-Control"] = "no-store"
-    base = context_of(request).settings.public_base_url or str(request.base_url)
-    url = base.rstrip("/") + created.path
+    url = public_base_url(request) + created.path
     return InvitationRead(url=url, expires_at=created.expires_at)

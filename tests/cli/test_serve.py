@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.cli.conftest import Invoke
-from tests.factories import DATA_KEY
+from tests.factories import AUDIT_KEY, DATA_KEY
 
 
 def test_serve_refuses_a_database_behind_head(invoke: Invoke) -> None:
@@ -26,6 +26,18 @@ def test_production_refuses_to_start_without_keys(invoke: Invoke) -> None:
     assert result.exit_code == 1
     assert "SCREENING_DATA_KEY" in result.stderr
     assert not Path("secrets.env").exists()
+
+
+def test_production_serve_refuses_to_start_without_public_base_url(invoke: Invoke) -> None:
+    keys = {"SCREENING_DATA_KEY": DATA_KEY, "SCREENING_AUDIT_KEY": AUDIT_KEY}
+    invoke("db", "upgrade")
+    result = invoke("serve", env={"SCREENING_ENVIRONMENT": "prod"} | keys)
+    assert result.exit_code == 1
+    assert "SCREENING_PUBLIC_BASE_URL" in result.stderr
+    insecure = keys | {"SCREENING_PUBLIC_BASE_URL": "http://screening.clinic.example"}
+    result = invoke("serve", env={"SCREENING_ENVIRONMENT": "prod"} | insecure)
+    assert result.exit_code == 1
+    assert "https://" in result.stderr
 
 
 def test_invalid_rule_pack_refuses_to_start(invoke: Invoke, tmp_path: Path) -> None:

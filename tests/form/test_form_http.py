@@ -187,10 +187,13 @@ def test_form_pages_send_the_clinic_framing_policy_and_no_referrer(
 ) -> None:
     clinic_id, _ = make_form_clinic(session, origins=["https://www.clinic.example"])
     link = make_invitation(session, clinic_id=clinic_id)
-    for path in (link, f"{link}/q/about_you", f"{link}/check", "/form/" + str(clinic_id) + "/nope"):
+    unknown = f"/form/{clinic_id}/nope"
+    for path in (link, f"{link}/q/about_you", f"{link}/check", unknown):
         response = client.get(path)
         policy = response.headers["content-security-policy"]
-        assert "frame-ancestors https://www.clinic.example" in policy
+        # A bad token does not learn the clinic's sites: the default framing policy.
+        framing = "'none'" if path == unknown else "https://www.clinic.example"
+        assert f"frame-ancestors {framing}" in policy
         assert "default-src 'none'" in policy
         assert response.headers["referrer-policy"] == "no-referrer"
         assert response.headers["cache-control"] == "no-store"
