@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
     # Where patients reach the service (behind a proxy, the request's own host is internal).
     public_base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # Per-credential token bucket on /v1 (app/apikey/ratelimit.py): sustained rate and burst.
+    rate_limit_per_second: float = Field(default=50.0, gt=0, le=100_000)
+    rate_limit_burst: int = Field(default=100, ge=1, le=1_000_000)
 
     @field_validator("clinic_timezone")
     @classmethod

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 from fastapi.security.base import SecurityBase
 
+from app.apikey import ratelimit
 from app.apikey import service as apikey_service
 from app.audit import denials
 from app.audit import service as audit_service
@@ -72,7 +73,8 @@ def _bearer_key(authorization: str) -> str | None:
 async def authenticate(request: Request, scope: str | None = None) -> apikey_service.Client:
     """Authenticate the request's bearer key and check ``scope``.
 
-    401 when the key is missing, unknown or revoked; 403 without ``scope``. A cached key
+    401 when the key is missing, unknown or revoked; 429 over the key's rate limit
+    (``ratelimit``); 403 without ``scope``. A cached key
     costs neither a threadpool round trip nor a session; a key not in the cache is looked
     up in the threadpool, in a short transaction of its own.
     """
@@ -87,6 +89,7 @@ async def authenticate(request: Request, scope: str | None = None) -> apikey_ser
             raise Unauthorized("The API key is unknown or revoked.")
         cache.put(key, client)
     note_api_client(request, client)
+    ratelimit.check(request, client.api_key_id)
     if scope is not None and scope not in client.scopes:
         raise Forbidden(f"This API key lacks the {scope!r} scope.")
     return client
