@@ -180,6 +180,7 @@ def _lifespan(
         )
         logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
         yield
+        denials.flush(context)  # the last minute's counted denials (app/audit/denials.py)
         deliveries.stop()
         context.unit.close()
         if checkpointer is not None:
