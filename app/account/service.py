@@ -16,21 +16,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.account import password as passwords
+from app.account import throttle
 from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
 from app.db.models import ActorType, ApiKey, AuditOutcome, Clinic, LoginFailure, Role, UserAccount
 from app.errors import Conflict, Forbidden, NotFound, ProblemItem, ValidationFailed
 
+# Per email: from the MAX_FAILURES-th failure on, each failure imposes a wait that doubles
+# (1 s, 2 s, 4 s ...) up to MAX_DELAY, never a lock the right password cannot get through once
+# the wait has passed (app/account/throttle.py). The count is forgotten FAILURE_WINDOW after
+# its first failure.
 MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
-LOCKOUT = timedelta(minutes=15)
+MAX_DELAY = timedelta(minutes=1)
+FAILURE_WINDOW = timedelta(hours=1)
 # One message for a wrong email, a wrong password, a wrong code and a disabled account, and
-# one for a lockout that unknown emails get too: neither reveals whether an account exists.
+# one for a wait that unknown emails get too: neither reveals whether an account exists.
 BAD_CREDENTIALS = "The email address, password or code is not correct."
 LOCKED = (
-    "Too many unsuccessful attempts. For your security, signing in with this email address "
-    "is paused for 15 minutes."
+    "Too many unsuccessful attempts. For your security, wait a minute before signing in "
+    "with this email address again."
 )
 PERSONAL_TOKEN_SCOPES = (apikey_service.SCREENINGS_READ,)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -184,8 +189,10 @@ def sign_in(
 ) -> SignInResult:
     """Check the credentials, counting failures per email whether or not the account exists.
 
-    After ``MAX_FAILURES`` failures within ``FAILURE_WINDOW`` the email is locked for
-    ``LOCKOUT``; while locked even the right password is refused.
+    From the ``MAX_FAILURES``-th failure within ``FAILURE_WINDOW`` on, each failure delays
+    the next attempt (doubling, at most ``MAX_DELAY``); during the delay even the right
+    password is refused (without a hash verification), after it the right one signs in.
+    Raises ``throttle.Busy`` when too many verifications are running (``passwords.GATE``).
     """
     key = _email_hash(email)
     record = session.get(LoginFailure, key)
@@ -277,9 +284,9 @@ def _fail(
     elif record.window_started_at + FAILURE_WINDOW < now:
         record.failures, record.window_started_at, record.locked_until = 0, now, None
     record.failures += 1
-    is_locked = record.failures >= MAX_FAILURES
-    if is_locked:
-        record.locked_until = now + LOCKOUT
+    delay = throttle.backoff(record.failures, free=MAX_FAILURES, cap=MAX_DELAY)
+    is_locked = delay > timedelta(0)
+    record.locked_until = now + delay if is_locked else None
     _audit_failure(session, user, "locked_out" if is_locked else reason, request_id)
     return SignInResult(None, LOCKED if is_locked else BAD_CREDENTIALS)
 
