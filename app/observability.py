@@ -180,8 +180,11 @@ class HttpMiddleware:
                 raise _TooLarge()
             if chunk:
                 chunks.append(chunk)
-            if chunks and not message.get("more_body", False) and _is_too_deep(scope, chunks):
-                raise _TooDeep()
+            if chunks and not message.get("more_body", False):
+                is_deep = _is_too_deep(scope, chunks)
+                chunks.clear()  # checked once: a later receive (a disconnect) adds nothing
+                if is_deep:
+                    raise _TooDeep()
             return message
 
         # A streamed body that passes the limit raises inside the app's body parsing; FastAPI
