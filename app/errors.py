@@ -127,6 +127,13 @@ class IdempotencyKeyReused(AppError):
     slug = "idempotency-key-reused"
 
 
+class TooManyRequests(AppError):
+    """The credential or source is over its rate limit; retry after ``Retry-After``."""
+
+    status = 429
+    slug = "too-many-requests"
+
+
 class ServiceUnavailable(AppError):
     """A dependency (the database) is not available; retry later."""
 

@@ -11,6 +11,7 @@ bytes and rejected by the model, as FastAPI does with ``strict_content_type``.
 
 import email.message
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +20,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
+
+MAX_DEPTH = 64
+"""The deepest JSON nesting any route accepts; deeper is a 400 (``HttpMiddleware``)."""
+TOO_DEEP = f"The JSON body is nested more than {MAX_DEPTH} levels deep."
+# A JSON string (escapes included) or one bracket: brackets inside strings do not count.
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,30 @@ class JsonBody(Generic[Model]):
         if self.parsed is None:
             raise RequestValidationError(self.errors)
         return self.parsed
+
+
+def is_too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``body`` opens more than ``limit`` nested arrays or objects.
+
+    Cheap on every body: with at most ``limit`` opening brackets in all it cannot be too
+    deep (two C-speed counts); only then are the brackets outside strings tracked.
+    """
+    if body.count(b"{") + body.count(b"[") <= limit:
+        return False
+    depth = 0
+    for token in _TOKENS.findall(body):
+        if token in (b"{", b"["):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"}", b"]"):
+            depth -= 1
+    return False
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """Whether FastAPI parses a body of this media type as JSON (no type at all included)."""
+    return not content_type or _is_json(content_type)
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -33,6 +33,7 @@ from app.invitation import router as invitation_router
 from app.jsonbody import body_schemas
 from app.metrics import Metrics
 from app.observability import HttpMiddleware
+from app.responses import declare_shared_errors
 from app.review import policy_ui
 from app.review import router as review_router
 from app.review import ui as review_ui
@@ -188,6 +189,7 @@ def _lifespan(
         )
         logger.info("rule pack %s %s loaded (sha256 %s)", loaded.id, loaded.version, loaded.sha256)
         yield
+        denials.flush(context)  # the last minute's counted denials (app/audit/denials.py)
         deliveries.stop()
         context.unit.close()
         if checkpointer is not None:
@@ -222,6 +224,7 @@ def _mount(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)
+            declare_shared_errors(document)
             document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
             document["components"]["schemas"] = dict(
                 sorted(document["components"]["schemas"].items())

@@ -12,7 +12,7 @@ import uuid
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import html
+from app import html, jsonbody
 from app.errors import problem_response
 from app.logs import exception_fields, log_fields
 from app.metrics import Metrics
@@ -105,7 +105,7 @@ class HttpMiddleware:
                 else:
                     await self._reject(scope, receive, send_with_id)
             else:
-                await self._call_app(scope, self._limited(receive), send_secured, path)
+                await self._call_app(scope, self._limited(scope, receive), send_secured, path)
         except Exception as exc:
             # The last-resort handler: the client gets a generic problem with the request id,
             # the log gets the exception type and code locations, never its message (values).
@@ -166,21 +166,35 @@ class HttpMiddleware:
                 await html.send_error_page(scope, receive, send_tracking)
             raise
 
-    def _limited(self, receive: Receive) -> Receive:
-        """``receive``, raising 413 once the streamed body passes the limit."""
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """``receive``, raising 413 once the streamed body passes the limit, 400 if too deep.
+
+        The nesting limit is checked here, once, for every route and every code path
+        (FastAPI's body parsing, the hot routes' ``read_json``, the FHIR routes): a JSON
+        body nested deeper than ``jsonbody.MAX_DEPTH`` never reaches a parser or a model.
+        """
         received = 0
         max_bytes = self.max_bytes
+        chunks: list[bytes] = []
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
-            received += len(message.get("body", b""))
+            chunk = message.get("body", b"")
+            received += len(chunk)
             if received > max_bytes:
                 raise _TooLarge()
+            if chunk:
+                chunks.append(chunk)
+            if chunks and not message.get("more_body", False):
+                is_deep = _is_too_deep(scope, chunks)
+                chunks.clear()  # checked once: a later receive (a disconnect) adds nothing
+                if is_deep:
+                    raise _TooDeep()
             return message
 
         # A streamed body that passes the limit raises inside the app's body parsing; FastAPI
-        # re-raises HTTP exceptions, and the problem+json handler answers 413.
+        # re-raises HTTP exceptions, and the problem+json handler answers 413 (or 400).
         return limited_receive
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,6 +204,22 @@ class HttpMiddleware:
             detail=f"The request body is larger than {self.max_bytes} bytes.",
         )
         await response(scope, receive, send)
+
+
+def _is_too_deep(scope: Scope, chunks: list[bytes]) -> bool:
+    """Whether a whole body, parsed as JSON by its route, is nested too deeply."""
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if not jsonbody.is_too_deep(body):  # the common case: a few brackets, two counts
+        return False
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    return jsonbody.is_json_type(content_type.decode("latin-1"))
+
+
+class _TooDeep(HTTPException):
+    """A JSON body nested more than ``jsonbody.MAX_DEPTH`` levels (raised inside receive)."""
+
+    def __init__(self) -> None:
+        super().__init__(400, jsonbody.TOO_DEEP)
 
 
 class _TooLarge(HTTPException):

@@ -113,3 +113,60 @@ def model_response(
     """
     content = model.model_validate(body).model_dump_json(exclude_unset=True)
     return Response(content, status_code, headers, media_type="application/json")
+
+
+_TOO_DEEP = problem_doc(
+    "A JSON body nested more than 64 levels deep (checked before any parsing).",
+    problem_example(400, "bad-request", "The JSON body is nested more than 64 levels deep."),
+)
+_RATE_LIMIT_HEADERS = {
+    "Retry-After": {
+        "description": "Seconds until the next request is allowed.",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Policy": {
+        "description": "The credential's policy (draft-ietf-httpapi-ratelimit-headers): "
+        '`"burst";q=<burst>;w=<seconds to refill it>`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left: `"burst";r=0;t=<seconds until the next request>`.',
+        "schema": {"type": "string"},
+    },
+}
+_RATE_LIMITED = problem_example(
+    429, "too-many-requests", "This credential sent more than 50 requests per second."
+)
+
+
+def declare_shared_errors(document: dict[str, Any]) -> None:
+    """Declare, on every operation of ``document``, the errors answered before its code runs.
+
+    A 400 on every operation that takes a JSON body (nesting over the limit, from the
+    middleware) and a 429 with the rate-limit headers on every ``/v1`` operation that
+    authenticates a credential (one with a 401). A route that already declares the status
+    with another media type (FHIR's OperationOutcome) also gets the problem+json one.
+    """
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            content = operation.get("requestBody", {}).get("content", {})
+            if any("json" in media_type for media_type in content):
+                _merge(responses, "400", _TOO_DEEP)
+            if path.startswith("/v1/") and "401" in responses:
+                denied = responses["401"].get("content") or {PROBLEM_JSON: {}}
+                limited = {
+                    "description": "Rate limit exceeded for this credential; retry later.",
+                    "headers": _RATE_LIMIT_HEADERS,
+                    "content": {media_type: {"example": _RATE_LIMITED} for media_type in denied},
+                }
+                _merge(responses, "429", limited)
+
+
+def _merge(responses: dict[str, Any], status: str, entry: dict[str, Any]) -> None:
+    found = responses.get(status)
+    if found is None:
+        responses[status] = entry
+        return
+    for media_type, value in entry.get("content", {}).items():
+        found.setdefault("content", {}).setdefault(media_type, value)

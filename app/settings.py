@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     security_contact: str | None = Field(
         default=None, pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://\S+)$"
     )
+    # Per-credential token bucket on /v1 (app/apikey/ratelimit.py): sustained rate and burst.
+    rate_limit_per_second: float = Field(default=50.0, gt=0, le=100_000)
+    rate_limit_burst: int = Field(default=100, ge=1, le=1_000_000)
 
     @field_validator("clinic_timezone")
     @classmethod

@@ -386,6 +386,9 @@ def bench(database_url: str, args: argparse.Namespace, workdir: Path) -> bool:
         "SCREENING_AUDIT_KEY": base64.b64encode(os.urandom(32)).decode(),
         "SCREENING_SECRETS_FILE": str(workdir / "secrets.env"),
         "SCREENING_LOG_LEVEL": args.log_level,
+        # capacity is measured here, not the per-credential rate limit (README)
+        "SCREENING_RATE_LIMIT_PER_SECOND": "100000",
+        "SCREENING_RATE_LIMIT_BURST": "100000",
     }
     screening_cli(["db", "upgrade"], env, workdir)
     key = screening_cli(

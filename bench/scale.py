@@ -345,6 +345,9 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> bool:
         "SCREENING_AUDIT_KEY": base64.b64encode(os.urandom(32)).decode(),
         "SCREENING_SECRETS_FILE": str(workdir / "secrets.env"),
         "SCREENING_LOG_LEVEL": "WARNING",
+        # capacity is measured here, not the per-credential rate limit (README)
+        "SCREENING_RATE_LIMIT_PER_SECOND": "100000",
+        "SCREENING_RATE_LIMIT_BURST": "100000",
     }
     port = free_port()
     log = workdir / f"service-{label}.log"

@@ -97,6 +97,10 @@ def server_env(database_url: str, workdir: Path, **extra: str) -> dict[str, str]
             "SCREENING_AUDIT_KEY": AUDIT_KEY,
             "SCREENING_SECRETS_FILE": str(workdir / "secrets.env"),
             "SCREENING_LOG_LEVEL": "INFO",
+            # load and fault tests send far more than one key's default rate (a test may
+            # pass its own limits in ``extra``)
+            "SCREENING_RATE_LIMIT_PER_SECOND": "100000",
+            "SCREENING_RATE_LIMIT_BURST": "100000",
         }
         | extra
     )

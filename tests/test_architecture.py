@@ -46,7 +46,7 @@ def _allowed(module: str, prefixes: tuple[str, ...]) -> bool:
 
 
 LAYERS: list[tuple[str, ...]] = [
-    ("app", "app.settings", "app.logs", "app.crypto", "app.metrics", "app.engine"),
+    ("app", "app.settings", "app.logs", "app.crypto", "app.metrics", "app.engine", "app.text"),
     ("app.db",),
     ("app.errors",),
     ("app.responses", "app.html", "app.jsonbody", "app.context"),

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import make_url
 
 from app.account import service as account_service
+from app.account import tokens as account_tokens
 from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.db.engine import make_engine, make_sessionmaker
@@ -75,7 +76,7 @@ def credentials(empty_database_url: str) -> tuple[str, str, str]:
             actor=audit_service.Actor.cli(),
             now=datetime.now(UTC),
         )
-        token = account_service.create_token(
+        token = account_tokens.create_token(
             session,
             email=f"dr-{TAG}@example.org",
             actor=audit_service.Actor.cli(),

@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 
 from app.account import service as account_service
 from app.account import sessions
+from app.account import tokens as account_tokens
+from app.apikey import ratelimit
 from app.apikey.auth import bearer
 from app.audit import denials
 from app.context import Clock, ClockDep, SessionDep, context_of, note_clinic
@@ -90,10 +92,11 @@ def get_reviewer(
 ) -> account_service.Principal:
     """A physician, by personal token or by session (with ``X-CSRF-Token`` on writes).
 
-    401 without either; 403 for a clinic intake key, a bad CSRF token or a non-physician.
+    401 without either; 429 over the user's rate limit (``ratelimit``); 403 for a clinic
+    intake key, a bad CSRF token or a non-physician.
     """
     if credentials is not None:
-        principal = account_service.token_principal(
+        principal = account_tokens.token_principal(
             session, token=credentials.credentials, now=clock.now()
         )
         if principal is None:
@@ -102,6 +105,7 @@ def get_reviewer(
     else:
         principal = _session_principal(request, session, clock)
     note_clinic(request, principal.clinic_id)
+    ratelimit.check(request, ("user", principal.user_id))
     if not principal.is_physician:
         raise Forbidden("Only a physician can sign off screenings.")
     return principal

@@ -8,12 +8,16 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from app.account.throttle import VerifyGate
+
 MIN_LENGTH = 12
 # OWASP Password Storage Cheat Sheet floor for argon2id (m=19 MiB, t=2, p=1): strong enough,
 # and two concurrent sign-ins on a 2-core box stay under 40 MiB.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 # Verified against when the email is unknown, so both paths cost one argon2 verification.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+# 2 verifications at once (2 cores, 2 x 19 MiB), 8 waiting; more get Busy (503) at once.
+GATE = VerifyGate(running=2, waiting=8)
 _TOTP_WINDOW = 1  # accept the previous and next 30 s step: phone clocks drift
 _TOTP_DIGITS = 6
 
@@ -24,11 +28,16 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """Whether ``password`` matches; with no hash, spend the same time and return False."""
-    try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+    """Whether ``password`` matches; with no hash, spend the same time and return False.
+
+    Raises:
+        throttle.Busy: Too many verifications are running and waiting (``GATE``).
+    """
+    with GATE.slot():
+        try:
+            return _HASHER.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
 
 def needs_rehash(password_hash: str) -> bool:

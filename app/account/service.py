@@ -1,4 +1,4 @@
-"""Users of a clinic: create them, sign them in (lockout, TOTP), and issue personal tokens.
+"""Users of a clinic: create them, sign them in (back-off, TOTP); personal tokens: tokens.py.
 
 Contracts: functions take the caller's session and never commit. Every account change and
 every sign-in attempt is an audit event (no email, password or code in it). A failed sign-in
@@ -7,7 +7,6 @@ is *returned*, not raised, so the caller's transaction commits the failure count
 
 import hashlib
 import re
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,23 +15,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.account import password as passwords
+from app.account import throttle
 from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.crypto import KeyRing, field_aad
-from app.db.models import ActorType, ApiKey, AuditOutcome, Clinic, LoginFailure, Role, UserAccount
-from app.errors import Conflict, Forbidden, NotFound, ProblemItem, ValidationFailed
+from app.db.models import ActorType, AuditOutcome, Clinic, LoginFailure, Role, UserAccount
+from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
 
+# Per email: from the MAX_FAILURES-th failure on, each failure imposes a wait that doubles
+# (1 s, 2 s, 4 s ...) up to MAX_DELAY, never a lock the right password cannot get through once
+# the wait has passed (app/account/throttle.py). The count is forgotten FAILURE_WINDOW after
+# its first failure.
 MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
-LOCKOUT = timedelta(minutes=15)
+MAX_DELAY = timedelta(minutes=1)
+FAILURE_WINDOW = timedelta(hours=1)
 # One message for a wrong email, a wrong password, a wrong code and a disabled account, and
-# one for a lockout that unknown emails get too: neither reveals whether an account exists.
+# one for a wait that unknown emails get too: neither reveals whether an account exists.
 BAD_CREDENTIALS = "The email address, password or code is not correct."
 LOCKED = (
-    "Too many unsuccessful attempts. For your security, signing in with this email address "
-    "is paused for 15 minutes."
+    "Too many unsuccessful attempts. For your security, wait a minute before signing in "
+    "with this email address again."
 )
-PERSONAL_TOKEN_SCOPES = (apikey_service.SCREENINGS_READ,)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -164,7 +167,8 @@ def create_user(
     return CreatedUser(user.id, clinic.id, generated, is_new_clinic)
 
 
-def _user_by_email(session: Session, email: str) -> UserAccount | None:
+def user_by_email(session: Session, email: str) -> UserAccount | None:
+    """The user with this (normalised) email address, disabled or not."""
     return session.scalars(select(UserAccount).where(UserAccount.email == email)).one_or_none()
 
 
@@ -184,15 +188,17 @@ def sign_in(
 ) -> SignInResult:
     """Check the credentials, counting failures per email whether or not the account exists.
 
-    After ``MAX_FAILURES`` failures within ``FAILURE_WINDOW`` the email is locked for
-    ``LOCKOUT``; while locked even the right password is refused.
+    From the ``MAX_FAILURES``-th failure within ``FAILURE_WINDOW`` on, each failure delays
+    the next attempt (doubling, at most ``MAX_DELAY``); during the delay even the right
+    password is refused (without a hash verification), after it the right one signs in.
+    Raises ``throttle.Busy`` when too many verifications are running (``passwords.GATE``).
     """
     key = _email_hash(email)
     record = session.get(LoginFailure, key)
     if _is_locked(record, now):
         _audit_failure(session, None, "locked", request_id)
         return SignInResult(None, LOCKED)
-    user = _user_by_email(session, email.strip().lower())
+    user = user_by_email(session, email.strip().lower())
     usable_hash = None if user is None or user.disabled_at is not None else user.password_hash
     is_ok = passwords.verify_password(usable_hash, password)
     if is_ok and user is not None and not _second_factor_ok(session, user, totp_code, keyring, now):
@@ -277,9 +283,9 @@ def _fail(
     elif record.window_started_at + FAILURE_WINDOW < now:
         record.failures, record.window_started_at, record.locked_until = 0, now, None
     record.failures += 1
-    is_locked = record.failures >= MAX_FAILURES
-    if is_locked:
-        record.locked_until = now + LOCKOUT
+    delay = throttle.backoff(record.failures, free=MAX_FAILURES, cap=MAX_DELAY)
+    is_locked = delay > timedelta(0)
+    record.locked_until = now + delay if is_locked else None
     _audit_failure(session, user, "locked_out" if is_locked else reason, request_id)
     return SignInResult(None, LOCKED if is_locked else BAD_CREDENTIALS)
 
@@ -300,68 +306,11 @@ def _audit_failure(
     )
 
 
-def create_token(
-    session: Session,
-    *,
-    email: str,
-    actor: audit_service.Actor,
-    now: datetime,
-    expires_at: datetime | None = None,
-) -> str:
-    """Create a personal API token acting as this user; return the plaintext (shown once).
-
-    Raises NotFound for an unknown or disabled user.
-    """
-    user = _user_by_email(session, normalize_email(email))
-    if user is None or user.disabled_at is not None:
-        raise NotFound("No active user with this email address.")
-    token = apikey_service.KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(
-        id=uuid.uuid4(),
-        clinic_id=user.clinic_id,
-        name="personal token",
-        key_hash=apikey_service.hash_key(token),
-        scopes=list(PERSONAL_TOKEN_SCOPES),
-        created_at=now,
-        expires_at=expires_at,
-        user_id=user.id,
-    )
-    session.add(row)
-    session.flush()
-    audit_service.append(
-        session,
-        action="apikey.created",
-        actor=actor,
-        clinic_id=user.clinic_id,
-        target_type="api_key",
-        target_id=row.id,
-        detail={
-            "scopes": row.scopes,
-            "user_id": str(user.id),
-            "expires_at": apikey_service.iso(expires_at),
-        },
-    )
-    return token
-
-
-def token_principal(session: Session, *, token: str, now: datetime) -> Principal | None:
-    """The user a personal token acts as; None if unknown, revoked, expired or disabled.
-
-    Raises Forbidden for a clinic intake key (a key that belongs to no user).
-    """
-    row = apikey_service.live_key(session, key=token, now=now)
-    if row is None:
-        return None
-    if row.user_id is None:
-        raise Forbidden("Only a physician can do this: use a personal token or sign in.")
-    return principal_of(session.get_one(UserAccount, row.user_id))
-
-
 def enroll_totp(
     session: Session, *, email: str, keyring: KeyRing, actor: audit_service.Actor
 ) -> str:
     """Give the user a new TOTP secret (stored encrypted); return its ``otpauth://`` URI."""
-    user = _user_by_email(session, normalize_email(email))
+    user = user_by_email(session, normalize_email(email))
     if user is None:
         raise NotFound("No user with this email address.")
     secret = passwords.generate_totp_secret()

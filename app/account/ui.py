@@ -9,8 +9,9 @@ from fastapi.responses import RedirectResponse, Response
 from app.account import sessions
 from app.account.auth import SignedInDep, is_valid_form, session_cookie
 from app.account.schemas import ChangePasswordForm, SignInForm, SignOutForm
+from app.account.throttle import Busy, SourceThrottle, seconds_until
 from app.apikey.auth import forget_credentials
-from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_of
 from app.errors import ValidationFailed
 from app.html import (
     CHANGE_PASSWORD_PATH,
@@ -26,6 +27,10 @@ SIGNED_OUT = "You have signed out."
 EXPIRED = (
     "Your session has ended: for your security you are signed out after 15 minutes without "
     "activity. Sign in again to continue."
+)
+SOURCE_WAITING = (
+    "Too many unsuccessful sign-ins from your network. For your security, wait a few minutes "
+    "and try again."
 )
 MUST_CHANGE = "You signed in with a one-time password. Choose your own password to continue."
 _PASSWORD_FIELDS = {"#/current": "current_password", "#/new": "new_password"}
@@ -49,22 +54,39 @@ def sign_in(
     clock: ClockDep,
     request_id: RequestIdDep,
 ) -> Response:
-    """Check the credentials; start a new session and go on (via a one-time password change)."""
+    """Check the credentials; start a new session and go on (via a one-time password change).
+
+    429 while the source address or the email must wait (``throttle``), 503 while too many
+    password verifications run; neither verifies the password.
+    """
     if not is_same_origin(request):
         return forbidden(request)
-    result = sessions.sign_in(
-        session,
-        email=form.email,
-        password=form.password,
-        totp_code=form.code,
-        keyring=keyring,
-        now=clock.now(),
-        request_id=request_id,
-    )
+    now, sources = clock.now(), context_of(request).component(SourceThrottle, SourceThrottle)
+    source = request.client.host if request.client is not None else "unknown"
+    until = sources.blocked_until(source, now)
+    if until is not None:
+        return _refused(request, form, SOURCE_WAITING, 429, seconds_until(until, now))
+    try:
+        result = sessions.sign_in(
+            session, email=form.email, password=form.password, totp_code=form.code,
+            keyring=keyring, now=now, request_id=request_id,
+        )  # fmt: skip
+    except Busy as busy:
+        return _refused(request, form, busy.detail, 503, 1)
     if result.token is None:
-        context = {"next": safe_next(form.next), "error": result.message, "email": form.email}
-        return render(request, "sign_in.html", context, 429 if result.is_locked else 400)
+        sources.fail(source, now)
+        return _refused(request, form, result.message, 429 if result.is_locked else 400, None)
     return _signed_in(request, result.token, safe_next(form.next), result.must_change_password)
+
+
+def _refused(
+    request: Request, form: SignInForm, message: str, status: int, retry_after: int | None
+) -> Response:
+    context = {"next": safe_next(form.next), "error": message, "email": form.email}
+    response = render(request, "sign_in.html", context, status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _signed_in(request: Request, token: str, target: str, must_change_password: bool) -> Response:

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 from fastapi.security.base import SecurityBase
 
+from app.apikey import ratelimit
 from app.apikey import service as apikey_service
 from app.audit import denials
 from app.audit import service as audit_service
@@ -92,8 +93,9 @@ async def authenticate(
 ) -> apikey_service.Client:
     """Authenticate the request's bearer key and check ``scope``.
 
-    401 when the key is missing, unknown, revoked or expired; 403 without ``scope``, and 403
-    for a user's personal token unless ``allow_personal`` (the review reads). A cached key
+    401 when the key is missing, unknown, revoked or expired; 429 over the credential's rate
+    limit (``ratelimit``); 403 without ``scope``, and 403 for a user's personal token unless
+    ``allow_personal`` (the review reads). A cached key
     costs neither a threadpool round trip nor a session; a key not in the cache is looked
     up in the threadpool, in a short transaction of its own.
     """
@@ -109,6 +111,7 @@ async def authenticate(
             raise Unauthorized("The API key is unknown, revoked or expired.")
         cache.put(key, client)
     note_api_client(request, client)
+    ratelimit.check(request, client.api_key_id)
     if client.is_personal and not allow_personal:
         raise Forbidden(PERSONAL_TOKEN_REFUSED)
     if scope is not None and scope not in client.scopes:

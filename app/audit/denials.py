@@ -9,6 +9,12 @@ Cost on the success path: none beyond :func:`remember`, one dict entry set by th
 authentication dependencies so a later 403, 404 or 422 can name the caller (its actor is
 only computed if an event is written).
 
+Requests without a valid credential (no caller) and rate-limited requests (429) are not an
+event each: the chain must not be a denial-of-service lever. :class:`DenialTally` counts them
+per minute window, route, source address and status, and one ``auth.denials_counted`` event
+per window records the counts; it is written by the first denial of a later window, and by
+:func:`flush` at shutdown. Every other denial of an identified caller stays one event each.
+
 Never PHI: the event holds the route's action, the caller (or ``system`` with no clinic for a
 401, where the caller is unknown), the target id from the path (only if it parses as a UUID)
 or a validated ``<type>:<id>`` query target, the status, the problem type and the error
@@ -16,23 +22,99 @@ codes. Never a submitted value, a subject reference, a token or a raw query stri
 """
 
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from app.audit import service as audit_service
-from app.context import context_of
+from app.context import AppContext, context_of
 from app.db.models import ActorType, AuditOutcome
 
-__all__ = ["EXTENSION", "Caller", "marker", "outcome_of", "record", "remember"]
+__all__ = [
+    "COUNTED_ACTION",
+    "EXTENSION",
+    "Caller",
+    "DenialTally",
+    "flush",
+    "marker",
+    "outcome_of",
+    "record",
+    "remember",
+]
 
 EXTENSION = "x-audit"
 _CALLER = "audit_caller"
 _UNKNOWN = audit_service.Actor(ActorType.system, None)
 logger = logging.getLogger(__name__)
+COUNTED_ACTION = "auth.denials_counted"
+_MAX_KEYS = 1_000  # distinct (route, source, status, actor) per window; more are only totalled
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One minute's counted denials: per (route, source, status, actor id) and in all."""
+
+    started_at: datetime
+    counts: dict[tuple[str, str, int, str | None], int]
+    total: int
+
+    def detail(self) -> dict[str, Any]:
+        """The event's detail: the counts, largest first (route templates, never raw paths)."""
+        ranked = sorted(self.counts.items(), key=lambda entry: -entry[1])
+        return {
+            "window_started_at": self.started_at.isoformat().replace("+00:00", "Z"),
+            "window_seconds": 60,
+            "total": self.total,
+            "counts": [
+                {"route": route, "source": source, "status": status, "count": count}
+                | ({} if actor_id is None else {"actor_id": actor_id})
+                for (route, source, status, actor_id), count in ranked
+            ],
+        }
+
+
+class DenialTally:
+    """Denials counted per minute window in memory (bounded), handed out a window at a time.
+
+    One per app, a component of its ``AppContext``. At most ``max_keys`` distinct keys per
+    window; denials beyond them still count in ``total``.
+    """
+
+    def __init__(self, max_keys: int = _MAX_KEYS) -> None:
+        self._max = max_keys
+        self._started_at: datetime | None = None
+        self._counts: dict[tuple[str, str, int, str | None], int] = {}
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def add(self, now: datetime, key: tuple[str, str, int, str | None]) -> Window | None:
+        """Count one denial at ``now``; return the previous window if this one is new."""
+        started_at = now.replace(second=0, microsecond=0)
+        with self._lock:
+            ended = self._take() if started_at != self._started_at else None
+            self._started_at = started_at
+            if key in self._counts or len(self._counts) < self._max:
+                self._counts[key] = self._counts.get(key, 0) + 1
+            self._total += 1
+        return ended
+
+    def take(self) -> Window | None:
+        """The current window's counts (None if empty), starting afresh."""
+        with self._lock:
+            return self._take()
+
+    def _take(self) -> Window | None:
+        if self._started_at is None or self._total == 0:
+            return None
+        window = Window(self._started_at, self._counts, self._total)
+        self._counts, self._total, self._started_at = {}, 0, None
+        return window
 
 
 class Caller(Protocol):
@@ -98,6 +180,9 @@ async def record(request: Request, status: int, problem: str, codes: Sequence[st
     if audited is None:
         return
     caller: Caller | None = request.scope.get("state", {}).get(_CALLER)
+    if caller is None or status == 429:
+        await _count(request, status, caller)
+        return
     target_type, target_id = _target(request, audited)
     detail: dict[str, Any] = {"status": status, "problem": problem}
     if codes:
@@ -117,6 +202,41 @@ async def record(request: Request, status: int, problem: str, codes: Sequence[st
         )
     except Exception as error:  # auditing a denial must never mask it
         logger.error("could not audit a %d response: %s", status, type(error).__name__)
+
+
+async def _count(request: Request, status: int, caller: Caller | None) -> None:
+    """Count a denial of no caller (or a 429) instead of an event; write an ended window."""
+    context = context_of(request)
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    source = request.client.host if request.client is not None else "unknown"
+    actor_id = None if caller is None else f"{caller.actor.type.value}:{caller.actor.id}"
+    ended = context.component(DenialTally, DenialTally).add(
+        context.clock.now(), (route, source, status, actor_id)
+    )
+    if ended is not None:
+        await run_in_threadpool(_write, context, ended)
+
+
+def flush(context: AppContext) -> None:
+    """Write the current window's counts now (at shutdown); best effort, like ``record``."""
+    tally = context.components.get(DenialTally)
+    window = tally.take() if isinstance(tally, DenialTally) else None
+    if window is not None:
+        _write(context, window)
+
+
+def _write(context: AppContext, window: Window) -> None:
+    try:
+        audit_service.append_separately(
+            context.unit,
+            action=COUNTED_ACTION,
+            actor=_UNKNOWN,
+            clinic_id=None,
+            outcome=AuditOutcome.denied,
+            detail=window.detail(),
+        )
+    except Exception as error:  # auditing denials must never mask them
+        logger.error("could not audit counted denials: %s", type(error).__name__)
 
 
 def _target(request: Request, audited: dict[str, str]) -> tuple[str | None, str | None]:

@@ -4,6 +4,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.text import Line, MultiLine
+
 
 class _Spec(BaseModel):
     # The spec lets clients add `extension` members and future fields: accept and ignore.
@@ -26,14 +28,14 @@ class Coding(_Spec):
 
     code: str = Field(min_length=1, max_length=100)
     system: str | None = Field(default=None, max_length=500)
-    display: str | None = None
+    display: Line | None = None
 
 
 class OverrideReason(_Spec):
     """Why a user overrode a card: a coded reason and an optional comment."""
 
     reason: Coding | None = None
-    userComment: str | None = None
+    userComment: MultiLine | None = None
 
 
 class FeedbackItem(_Spec):

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from app.account import lifecycle as account_lifecycle
-from app.account import service as account_service
+from app.account import tokens as account_tokens
 from app.cli.apikey import print_keys
 from app.cli.options import DURATION_HELP, ActorOption, operator, parse_expiry, run_in_session
 
@@ -32,7 +32,7 @@ def create(
     lifetime = parse_expiry(expires_in, default=account_lifecycle.PERSONAL_TOKEN_LIFETIME)
     expires_at = None if lifetime is None else now + lifetime
     plaintext = run_in_session(
-        lambda session: account_service.create_token(
+        lambda session: account_tokens.create_token(
             session, email=email, actor=who, now=now, expires_at=expires_at
         )
     )

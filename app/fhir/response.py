@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from app import text
 from app.engine import Ruleset
 from app.engine.model import DateItem, IntegerItem, Item, MultiChoiceItem
 from app.errors import AppError, ProblemItem, ValidationFailed
@@ -56,6 +57,10 @@ def read(ruleset: Ruleset, resource: object) -> Parsed:
     if not isinstance(reference, str) or not 1 <= len(reference) <= 200:
         message = "subject.reference must be a string of 1 to 200 characters."
         raise _fail("missing_subject", message, f"{_ROOT}.subject")
+    try:
+        reference = text.clean_line(reference)
+    except text.TextError as error:
+        raise _fail(error.code, f"subject.reference {error.message}", f"{_ROOT}.subject") from None
     questionnaire = _questionnaire_id(ruleset, resource.get("questionnaire"))
     answers: dict[str, Any] = {}
     paths: dict[str, str] = {}

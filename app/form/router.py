@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep, context_of, request_id_of
 from app.engine import Ruleset
@@ -22,6 +21,7 @@ from app.errors import ValidationFailed
 from app.form import fields, pages, reading, views
 from app.form import service as form_service
 from app.form.pages import Draft, State
+from app.form.render import render, security_headers
 from app.form.text import Text, pick_language
 from app.rulepack import active
 from app.rulepack import integrity as rulepack_integrity
@@ -29,7 +29,6 @@ from app.screening import store
 
 FORM_PREFIX = form_service.FORM_PREFIX
 router = APIRouter(prefix=FORM_PREFIX, include_in_schema=False)
-TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 STATIC = Path(__file__).with_name("static")
 STATIC_TYPES = {
     "form.css": "text/css",
@@ -39,21 +38,6 @@ STATIC_TYPES = {
 }
 LINK = "/{clinic_id}/{token}"
 _STATUS = {"unknown": 404, "expired": 410, "used": 410}
-
-
-def security_headers(origins: list[str], default_ancestors: str) -> dict[str, str]:
-    """Headers of every form page: who may frame it, no referrer, no caching, no sniffing."""
-    ancestors = " ".join(origins) or default_ancestors
-    policy = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
-    )
-    return {
-        "Content-Security-Policy": policy,
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-    }
 
 
 @dataclass(slots=True)
@@ -78,44 +62,12 @@ class Visit:
             page=template.removesuffix(".html"),
             request_id=request_id_of(request),
         )
-        return _render(request, template, self.text, self.clinic, status, self.ancestors, **context)
+        return render(request, template, self.text, self.clinic, status, self.ancestors, **context)
 
     def redirect(self, path: str) -> Response:
         """303 to another page of this link (after a POST, or to the right page)."""
         headers = security_headers(self.clinic.form_origins, self.ancestors)
         return RedirectResponse(self.base + path, 303, headers)
-
-
-def _render(
-    request: Request,
-    template: str,
-    text: Text,
-    clinic: Any,
-    status: int,
-    ancestors: str,
-    **context: Any,
-) -> Response:
-    origins = list(clinic.form_origins) if clinic is not None else []
-    name = clinic.name if clinic is not None else text("clinic.unknown")
-    phone = clinic.phone if clinic is not None else None
-    base_context: dict[str, Any] = {
-        "t": text,
-        "clinic_name": name,
-        "clinic_known": clinic is not None,
-        "clinic_phone": phone,
-        "clinic_tel": views.tel_href(phone) if phone else "",
-        "parent_origins": " ".join(origins),
-        "switch_href": f"{request.url.path}?lang=",
-        "summary": [],
-        "title": "",
-    }
-    return TEMPLATES.TemplateResponse(
-        request,
-        template,
-        base_context | context,
-        status_code=status,
-        headers=security_headers(origins, ancestors),
-    )
 
 
 class LinkPage(Exception):
@@ -137,7 +89,7 @@ async def link_page(request: Request, exc: Exception) -> Response:
     # expired one shows neither its name, phone nor framing origins (a leaked old link, or a
     # guess at a clinic id, learns nothing), and gets the default frame-ancestors.
     clinic = exc.problem.clinic if problem == "used" else None
-    return _render(
+    return render(
         request, "problem.html", exc.text, clinic, _STATUS[problem], ancestors,
         problem=problem, reference=exc.reference, title=exc.text(f"link.{problem}.title"),
     )  # fmt: skip
@@ -148,7 +100,7 @@ async def pack_unavailable_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, form_service.PackUnavailable)
     await rulepack_integrity.record(request, exc.error)
     ancestors = context_of(request).settings.form_frame_ancestors
-    return _render(
+    return render(
         request, "problem.html", exc.text, exc.clinic, 500, ancestors,
         problem="unavailable", reference="", title=exc.text("link.unavailable.title"),
     )  # fmt: skip

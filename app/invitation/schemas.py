@@ -5,13 +5,15 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from app.text import Line
+
 
 class SubjectRef(BaseModel):
     """Who is invited, as the clinic's own reference (an MRN or intake id). Stored encrypted."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reference: str = Field(min_length=1, max_length=200, examples=["MRN-0042-7781"])
+    reference: Line = Field(min_length=1, max_length=200, examples=["MRN-0042-7781"])
 
 
 class InvitationCreate(BaseModel):

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.canonical import Timestamp
+from app.text import MultiLine
 
 DispositionValue = Literal["cleared", "declined", "needs_more_information"]
 OverrideReason = Literal[
@@ -40,7 +41,7 @@ class ReviewCreate(BaseModel):
     )
 
     disposition: DispositionValue
-    note: str = Field(default="", max_length=2000)
+    note: MultiLine = Field(default="", max_length=2000)
     override_reason: OverrideReason | None = None
 
 
@@ -80,7 +81,7 @@ class SignOffForm(BaseModel):
     etag: str = Field(default="", max_length=100)
     disposition: str = Field(default="", max_length=40)
     override_reason: str = Field(default="", max_length=40)
-    note: str = Field(default="", max_length=4000)
+    note: MultiLine = Field(default="", max_length=4000)
     then: str = Field(default="", max_length=10)
     decision: str = Field(default="", max_length=40)
     rule: str = Field(default="", max_length=100)

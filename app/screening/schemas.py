@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.canonical import Timestamp
+from app.text import Line
 
 QUESTIONNAIRE_ID = "ketamine-infusion-candidacy"
 RULESET_EXAMPLE: dict[str, Any] = {
@@ -64,7 +65,7 @@ class ApiModel(BaseModel):
 class Subject(ApiModel):
     """Who was screened, as the clinic's own reference (an MRN or intake id). Stored encrypted."""
 
-    reference: str = Field(min_length=1, max_length=200, examples=["MRN-0042-7781"])
+    reference: Line = Field(min_length=1, max_length=200, examples=["MRN-0042-7781"])
 
 
 class EvaluateCreate(ApiModel):

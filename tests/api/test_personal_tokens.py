@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.account import service as account_service
+from app.account import tokens as account_tokens
 from app.audit import service as audit_service
 from app.db.models import ActorType, AuditEvent, AuditOutcome, Screening, UserAccount
 from app.engine import Ruleset
@@ -30,7 +30,7 @@ INTAKE_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
 
 
 def _token(session: Session, email: str, clock: FixedClock, **extra: Any) -> str:
-    return account_service.create_token(
+    return account_tokens.create_token(
         session, email=email, actor=audit_service.Actor.cli(), now=clock.now(), **extra
     )
 

@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import select
 
 from app.account import service as account_service
+from app.account import tokens as account_tokens
 from app.apikey import service as apikey_service
 from app.audit import service as audit_service
 from app.db.engine import make_engine, make_sessionmaker
@@ -50,7 +51,7 @@ def _physician_token(database_url: str) -> str:
             session, clinic_name="Server clinic", email=EMAIL, role=Role.physician,
             password=PASSWORD, actor=audit_service.Actor.cli(), now=datetime.now(UTC),
         )  # fmt: skip
-        token = account_service.create_token(
+        token = account_tokens.create_token(
             session, email=EMAIL, actor=audit_service.Actor.cli(), now=datetime.now(UTC)
         )
     engine.dispose()

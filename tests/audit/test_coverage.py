@@ -1,5 +1,8 @@
 """Coverage: every route that touches PHI leaves exactly one complete audit event per request.
 
+Except requests without a valid credential: they are counted, one ``auth.denials_counted``
+event per minute (app/audit/denials.py), so the chain is no denial-of-service lever.
+
 The walk runs against a committed database with the app's own engine (the production path:
 a failed request's transaction really rolls back and its denial event commits on its own),
 covering successes, denials (401, 403), other clinics' ids (404) and invalid requests (422).
@@ -7,6 +10,7 @@ Afterwards ``screening audit verify`` must still pass and no event may hold a ca
 """
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,12 +23,13 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from app.account import service as account_service
+from app.account import tokens as account_tokens
 from app.apikey import service as apikey_service
 from app.audit import denials
 from app.audit import service as audit_service
 from app.auditlog import service as auditlog_service
 from app.cli import app as cli_app
+from app.context import app_context
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import AuditEvent
@@ -85,7 +90,7 @@ def _seed(session: Session, world: World) -> None:
         world.callers[name] = ("api_key", str(created.api_key_id), created.clinic_id)
     for name, clinic in (("doctor_a", "Clinic A"), ("doctor_b", "Clinic B")):
         user = make_user(session, clinic=clinic, email=f"{name}@example.org")
-        token = account_service.create_token(
+        token = account_tokens.create_token(
             session, email=f"{name}@example.org", actor=cli, now=now
         )
         world.headers[name] = auth(token)
@@ -176,6 +181,7 @@ def test_every_phi_route_audits_each_request_exactly_once(world: World) -> None:
     call(None, "GET", trail, None, 401, "audit.listed", "denied")
     call("a", "GET", "/v1/audit/events?cursor=x", None, 422, "audit.listed", "invalid")
 
+    call.expect_counted()
     _assert_no_canary(world)
     _assert_verify_passes(world)
 
@@ -187,6 +193,7 @@ class _Caller:
         self.world = world
         self.seq = world.head()
         self.last: AuditEvent
+        self.counted: list[tuple[str, int]] = []
 
     def __call__(
         self,
@@ -205,6 +212,10 @@ class _Caller:
         response = self.world.client.request(method, path, json=body, headers=headers)
         assert response.status_code == status, response.text
         new = self.world.events_after(self.seq)
+        if who in (None, "bad") and status == 401:  # counted, not an event of its own
+            assert new == [], f"{method} {path}: {[(e.action, e.outcome) for e in new]}"
+            self.counted.append((self._route(method, path), status))
+            return response
         assert len(new) == 1, f"{method} {path}: {[(e.action, e.outcome) for e in new]}"
         event = self.last = new[0]
         self.seq = event.seq
@@ -235,6 +246,29 @@ class _Caller:
         assert (event.target_sha256 is not None) == digest
         if detail is not None:
             assert event.detail == detail
+
+    @staticmethod
+    def _route(method: str, path: str) -> str:
+        """The route template of the walk's paths (their only id is a screening's)."""
+        return re.sub(r"[0-9a-f-]{36}", "{screening_id}", path.split("?")[0])
+
+    def expect_counted(self) -> None:
+        """The counted denials become one event when their window is written."""
+        denials.flush(app_context(self.world.client.app))  # type: ignore[arg-type]
+        (event,) = self.world.events_after(self.seq)
+        self.seq = event.seq
+        assert (event.action, event.outcome, event.actor_type) == (
+            denials.COUNTED_ACTION,
+            "denied",
+            "system",
+        )
+        assert event.detail is not None
+        assert event.detail["total"] == len(self.counted) == 7
+        counts = {(c["route"], c["status"]): c["count"] for c in event.detail["counts"]}
+        expected: dict[tuple[str, int], int] = {}
+        for key in self.counted:
+            expected[key] = expected.get(key, 0) + 1
+        assert counts == expected
 
     def skip_events(self, count: int) -> None:
         new = self.world.events_after(self.seq)

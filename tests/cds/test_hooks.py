@@ -12,8 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.apikey import service as apikey_service
+from app.audit import denials
 from app.audit import service as audit_service
 from app.cds import auth as cds_auth
+from app.context import app_context
 from app.db.models import AuditEvent, AuditOutcome, Clinic
 from app.engine import Ruleset
 from app.errors import NotFound, ValidationFailed
@@ -183,12 +185,14 @@ def test_bad_or_expired_jwt_is_401_and_audited(
     refused = client.post(f"/cds-services/{PATIENT_VIEW}", json=_hook(), headers=headers)
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"] == "Bearer"
-    events = session.scalars(
-        select(AuditEvent).where(
-            AuditEvent.action == "cds.advised", AuditEvent.outcome == AuditOutcome.denied
-        )
-    ).all()
-    assert len(events) == 1
+    # no caller: counted into the minute's auth.denials_counted event, not one event each
+    denied = select(AuditEvent).where(AuditEvent.outcome == AuditOutcome.denied)
+    assert session.scalars(denied).all() == []
+    denials.flush(app_context(client.app))  # type: ignore[arg-type]
+    (counted,) = session.scalars(denied).all()
+    assert counted.action == denials.COUNTED_ACTION
+    assert counted.detail is not None
+    assert [(c["status"], c["count"]) for c in counted.detail["counts"]] == [(401, 1)]
 
 
 def test_a_replayed_jwt_is_401(client: TestClient, clinic: dict[str, str], ehr: Signer) -> None:

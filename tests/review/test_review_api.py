@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.account import service as account_service
+from app.account import tokens as account_tokens
 from app.audit import service as audit_service
 from app.auditlog import service as auditlog_service
 from app.db import migrate
@@ -27,7 +28,7 @@ CLEAR = {"disposition": "cleared", "note": "BP rechecked: 132/84."}
 
 
 def _token(session: Session, email: str) -> dict[str, str]:
-    token = account_service.create_token(
+    token = account_tokens.create_token(
         session, email=email, actor=audit_service.Actor.cli(), now=datetime.now(UTC)
     )
     return auth(token)
