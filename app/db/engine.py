@@ -9,9 +9,26 @@ import threading
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_ARGS = {
+    # A server that does not answer fails a request in seconds instead of hanging it; a
+    # connection whose peer vanished (no FIN) is found dead by TCP keepalives within a minute.
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+POOL_TIMEOUT_S = 10
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,  # connection refused or lost, SQLite busy or locked, timeouts
+    sa_exc.InterfaceError,  # a connection the driver already knows is closed
+    sa_exc.TimeoutError,  # no pooled connection came free within POOL_TIMEOUT_S
+)
+"""Errors that mean "the database cannot serve this now": the API answers 503 for them."""
 logger = logging.getLogger(__name__)
 
 
@@ -106,6 +123,8 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
         # opened and closed PostgreSQL connections under 16 concurrent writers.
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
+        connect_args = POSTGRES_CONNECT_ARGS | connect_args
         if read_only:
             connect_args.setdefault("options", "-c default_transaction_read_only=on")
         return create_engine(url, connect_args=connect_args, **kwargs)
