@@ -14,6 +14,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
@@ -70,13 +71,21 @@ def _pipeline_allowed(connection: Connection) -> Iterator[None]:
     """Let the transaction opened inside end in a pipeline (``pipeline_to_commit``).
 
     The pipeline, if one was entered, is left after the transaction's COMMIT or ROLLBACK.
+    Leaving it runs outside SQLAlchemy, so a driver error there (the connection lost at the
+    end of the transaction) is re-raised as SQLAlchemy's, like every other database error.
     """
-    with ExitStack() as stack:
-        connection.info[_PIPELINE] = stack
-        try:
-            yield
-        finally:
-            del connection.info[_PIPELINE]
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with ExitStack() as stack:
+            connection.info[_PIPELINE] = stack
+            try:
+                yield
+            finally:
+                del connection.info[_PIPELINE]
+    except dbapi_error as error:
+        raise sa_exc.DBAPIError.instance(
+            None, None, error, dbapi_error, hide_parameters=True, dialect=connection.dialect
+        ) from error
 
 
 def pipeline_to_commit(connection: Connection) -> None:
