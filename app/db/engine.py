@@ -32,6 +32,10 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 logger = logging.getLogger(__name__)
 
 
+class WriterBusy(sqlite3.OperationalError):
+    """Another writer has the turn, and this connection does not wait (``fail_fast``)."""
+
+
 class _GatedConnection(sqlite3.Connection):
     """A pysqlite connection whose write transactions queue on its engine's process lock.
 
@@ -41,12 +45,16 @@ class _GatedConnection(sqlite3.Connection):
 
     gate: "threading.Lock | None" = None
     holding = False
+    is_waiting = True  # False (``fail_fast``): WriterBusy at once instead of waiting
 
     def acquire_gate(self) -> None:
         """Wait (at most the busy timeout) for this engine's write turn."""
         if self.gate is None:
             return
-        if not self.gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        if not self.is_waiting:
+            if not self.gate.acquire(blocking=False):
+                raise WriterBusy("database is locked")
+        elif not self.gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise sqlite3.OperationalError("database is locked")
         self.holding = True
 
@@ -85,12 +93,35 @@ def _begin_immediate(connection: Connection) -> None:
     if not isinstance(dbapi_connection, _GatedConnection):
         dbapi_connection.execute("BEGIN IMMEDIATE")
         return
-    dbapi_connection.acquire_gate()
     try:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
-    except BaseException:
-        dbapi_connection.release_gate()
-        raise
+        dbapi_connection.acquire_gate()
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.release_gate()
+            raise
+    except sqlite3.OperationalError as error:
+        # Raised in an event hook, outside SQLAlchemy's own translation: translate it here,
+        # so a busy database is SQLAlchemy's OperationalError like any other (an API 503).
+        if not dbapi_connection.is_waiting and "locked" in str(error):
+            error = WriterBusy(str(error))
+        raise sa_exc.DBAPIError.instance(
+            None, None, error, sqlite3.Error, hide_parameters=True
+        ) from error
+
+
+def fail_fast(connection: Connection) -> None:
+    """Make ``connection``'s write transactions raise at once when another writer has the turn.
+
+    For the SQLite writer on the event loop (``app.db.unit.LoopWriter``): waiting there would
+    stop the whole loop, including the thread-pool requests whose commit holds the turn. Its
+    BEGIN then raises SQLAlchemy's OperationalError whose ``orig`` is ``WriterBusy``, and the
+    write is run in a thread instead. A no-op on other drivers.
+    """
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, _GatedConnection):
+        dbapi_connection.is_waiting = False
+        dbapi_connection.execute("PRAGMA busy_timeout=0")  # nor on another process's lock
 
 
 def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
@@ -137,6 +168,13 @@ def _sqlite_engine(
     """A SQLite engine with the pragmas, writer gate and BEGIN (IMMEDIATE) of make_engine."""
     connect_args.setdefault("check_same_thread", False)
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    if ":memory:" not in url:
+        # A connection for each threadpool worker (40), and one more for a request that
+        # opens a second session: with QueuePool's default 15, requests holding one while
+        # queued for the writer turn starved the turn's holder of its second (the soak).
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 60)
+        kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
     if not read_only:
         connect_args.setdefault("factory", _GatedConnection)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
