@@ -18,11 +18,19 @@ from tests.faults.support import PROBLEM_JSON, ServerProcess, assert_whole, stor
 from tests.server import migrated_with_key
 
 
-async def _write_while_locked(url: str, api_key: str) -> tuple[float, int, dict[str, str], bytes]:
-    """Start a write, then time /healthz while the write waits; return both outcomes."""
+async def _write_while_locked(
+    url: str, api_key: str, holder: sqlite3.Connection
+) -> tuple[float, int, dict[str, str], bytes]:
+    """Lock the database, start a write, time /healthz while it waits; both outcomes.
+
+    A first write warms the key and rule-pack caches, so the locked write goes straight to
+    the writer (on SQLite, the event loop's) instead of waiting in a lookup's own session.
+    """
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        assert (await submit(http, api_key, "busy-0")).status == 201
+        holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
         write = asyncio.create_task(submit(http, api_key, "busy-1"))
-        await asyncio.sleep(2)  # the write is waiting for the lock by now
+        await asyncio.sleep(1)  # the write is waiting for the lock by now
         started = time.monotonic()
         health = await http.get("/healthz")
         health_s = time.monotonic() - started
@@ -42,8 +50,9 @@ def test_locked_sqlite_database_gives_503_without_stalling_the_server(
     holder = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
     try:
         server.start()
-        holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
-        health_s, status, headers, body = asyncio.run(_write_while_locked(server.url, api_key))
+        health_s, status, headers, body = asyncio.run(
+            _write_while_locked(server.url, api_key, holder)
+        )
         holder.execute("ROLLBACK")
         after = asyncio.run(_submit_once(server.url, api_key))
     finally:
@@ -58,7 +67,7 @@ def test_locked_sqlite_database_gives_503_without_stalling_the_server(
     assert b"sqlite" not in body.lower()
     assert after == 201
     state = stored(database_url)
-    assert len(state.screening_ids) == 1
+    assert len(state.screening_ids) == 2
     assert_whole(state)
     print(f"/healthz {health_s:.2f} s while the write waited; {time.monotonic() - started:.1f} s")
 
