@@ -168,13 +168,6 @@ def _sqlite_engine(
     """A SQLite engine with the pragmas, writer gate and BEGIN (IMMEDIATE) of make_engine."""
     connect_args.setdefault("check_same_thread", False)
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
-    if ":memory:" not in url:
-        # A connection for each threadpool worker (40), and one more for a request that
-        # opens a second session: with QueuePool's default 15, requests holding one while
-        # queued for the writer turn starved the turn's holder of its second (the soak).
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 60)
-        kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
     if not read_only:
         connect_args.setdefault("factory", _GatedConnection)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
