@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.db.engine import UNAVAILABLE_ERRORS
 from app.logs import exception_fields
 
 PROBLEM_JSON = "application/problem+json"
@@ -141,6 +142,24 @@ class ServiceUnavailable(AppError):
     slug = "service-unavailable"
 
 
+RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached or was busy (``UNAVAILABLE_ERRORS``): retry later.
+
+    Whether a write that failed at its commit was stored is unknown to the service, so the
+    client retries with the same Idempotency-Key (a stored write replays).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is not available right now. Retry later, with the same "
+            "Idempotency-Key for a write.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+
 def problem_response(
     status: int,
     *,
@@ -218,12 +237,23 @@ async def _ignore(_request: Request, _status: int, _slug: str, _codes: Sequence[
 
 async def _app_error(request: Request, exc: Exception, observe: ProblemObserver) -> Response:
     assert isinstance(exc, AppError)
-    await observe(request, exc.status, exc.slug, [error.code for error in exc.errors])
+    if not isinstance(exc, DatabaseUnavailable):
+        await observe(request, exc.status, exc.slug, [error.code for error in exc.errors])
     if exc.errors:
         _log_rejection(request, exc.status, exc.slug, exc.errors)
     return problem_response(
         exc.status, slug=exc.slug, detail=exc.detail, errors=exc.errors, headers=exc.headers
     )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # Through the app's AppError handler (a page path gets the 503 page); the type only is
+    # logged, the message may name values. Not observed: the audit trail is in that database.
+    request_id = str(request.scope.get("state", {}).get("request_id", ""))
+    logger.warning("database unavailable", extra={"request_id": request_id} | exception_fields(exc))
+    handler = request.app.exception_handlers[AppError]
+    response: Response = await handler(request, DatabaseUnavailable())
+    return response
 
 
 async def _request_validation(
@@ -269,4 +299,6 @@ def install_handlers(app: FastAPI, *, observe: ProblemObserver = _ignore) -> Non
     app.add_exception_handler(AppError, partial(_app_error, observe=observe))
     app.add_exception_handler(RequestValidationError, partial(_request_validation, observe=observe))
     app.add_exception_handler(StarletteHTTPException, partial(_http_exception, observe=observe))
+    for family in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(family, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

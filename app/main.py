@@ -33,7 +33,7 @@ from app.invitation import router as invitation_router
 from app.jsonbody import body_schemas
 from app.metrics import Metrics
 from app.observability import HttpMiddleware
-from app.responses import declare_shared_errors
+from app.responses import declare_shared_errors, declare_unavailable
 from app.review import policy_ui
 from app.review import router as review_router
 from app.review import ui as review_ui
@@ -225,6 +225,7 @@ def _mount(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)
             declare_shared_errors(document)
+            declare_unavailable(document)
             document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
             document["components"]["schemas"] = dict(
                 sorted(document["components"]["schemas"].items())

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import Response
 from pydantic import BaseModel
 
-from app.errors import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
+from app.errors import PROBLEM_JSON, PROBLEM_TYPE_PREFIX, RETRY_AFTER_SECONDS, DatabaseUnavailable
 
 
 def problem_doc(description: str, example: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +98,31 @@ RULE_PACK_INTEGRITY: dict[int | str, dict[str, Any]] = {
         ),
     )
 }
+
+
+UNAVAILABLE: dict[str, Any] = problem_doc(
+    "The database is unavailable (unreachable or busy); retry after `Retry-After` seconds.",
+    problem_example(503, DatabaseUnavailable.slug, DatabaseUnavailable().detail),
+) | {
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "example": RETRY_AFTER_SECONDS},
+        }
+    }
+}
+NEVER_UNAVAILABLE = frozenset({"/healthz", "/metrics"})
+"""Operations that never touch the database, so never answer 503 for it."""
+
+
+def declare_unavailable(document: dict[str, Any]) -> None:
+    """Document the database's 503 on every operation of ``document`` that can answer it."""
+    for path, operations in document.get("paths", {}).items():
+        if path in NEVER_UNAVAILABLE:
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("503", UNAVAILABLE)
 
 
 def model_response(

@@ -9,10 +9,31 @@ import threading
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_ARGS = {
+    # A server that does not answer fails a request in seconds instead of hanging it; a
+    # connection whose peer vanished (no FIN) is found dead by TCP keepalives within a minute.
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+POOL_TIMEOUT_S = 10
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,  # connection refused or lost, SQLite busy or locked, timeouts
+    sa_exc.InterfaceError,  # a connection the driver already knows is closed
+    sa_exc.TimeoutError,  # no pooled connection came free within POOL_TIMEOUT_S
+)
+"""Errors that mean "the database cannot serve this now": the API answers 503 for them."""
 logger = logging.getLogger(__name__)
+
+
+class WriterBusy(sqlite3.OperationalError):
+    """Another writer has the turn, and this connection does not wait (``fail_fast``)."""
 
 
 class _GatedConnection(sqlite3.Connection):
@@ -24,12 +45,16 @@ class _GatedConnection(sqlite3.Connection):
 
     gate: "threading.Lock | None" = None
     holding = False
+    is_waiting = True  # False (``fail_fast``): WriterBusy at once instead of waiting
 
     def acquire_gate(self) -> None:
         """Wait (at most the busy timeout) for this engine's write turn."""
         if self.gate is None:
             return
-        if not self.gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        if not self.is_waiting:
+            if not self.gate.acquire(blocking=False):
+                raise WriterBusy("database is locked")
+        elif not self.gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise sqlite3.OperationalError("database is locked")
         self.holding = True
 
@@ -68,12 +93,35 @@ def _begin_immediate(connection: Connection) -> None:
     if not isinstance(dbapi_connection, _GatedConnection):
         dbapi_connection.execute("BEGIN IMMEDIATE")
         return
-    dbapi_connection.acquire_gate()
     try:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
-    except BaseException:
-        dbapi_connection.release_gate()
-        raise
+        dbapi_connection.acquire_gate()
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.release_gate()
+            raise
+    except sqlite3.OperationalError as error:
+        # Raised in an event hook, outside SQLAlchemy's own translation: translate it here,
+        # so a busy database is SQLAlchemy's OperationalError like any other (an API 503).
+        if not dbapi_connection.is_waiting and "locked" in str(error):
+            error = WriterBusy(str(error))
+        raise sa_exc.DBAPIError.instance(
+            None, None, error, sqlite3.Error, hide_parameters=True
+        ) from error
+
+
+def fail_fast(connection: Connection) -> None:
+    """Make ``connection``'s write transactions raise at once when another writer has the turn.
+
+    For the SQLite writer on the event loop (``app.db.unit.LoopWriter``): waiting there would
+    stop the whole loop, including the thread-pool requests whose commit holds the turn. Its
+    BEGIN then raises SQLAlchemy's OperationalError whose ``orig`` is ``WriterBusy``, and the
+    write is run in a thread instead. A no-op on other drivers.
+    """
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, _GatedConnection):
+        dbapi_connection.is_waiting = False
+        dbapi_connection.execute("PRAGMA busy_timeout=0")  # nor on another process's lock
 
 
 def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
@@ -106,6 +154,8 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
         # opened and closed PostgreSQL connections under 16 concurrent writers.
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
+        connect_args = POSTGRES_CONNECT_ARGS | connect_args
         if read_only:
             connect_args.setdefault("options", "-c default_transaction_read_only=on")
         return create_engine(url, connect_args=connect_args, **kwargs)

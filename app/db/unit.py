@@ -14,7 +14,10 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.engine import WriterBusy, fail_fast
 
 T = TypeVar("T")
 
@@ -70,13 +73,21 @@ def _pipeline_allowed(connection: Connection) -> Iterator[None]:
     """Let the transaction opened inside end in a pipeline (``pipeline_to_commit``).
 
     The pipeline, if one was entered, is left after the transaction's COMMIT or ROLLBACK.
+    Leaving it runs outside SQLAlchemy, so a driver error there (the connection lost at the
+    end of the transaction) is re-raised as SQLAlchemy's, like every other database error.
     """
-    with ExitStack() as stack:
-        connection.info[_PIPELINE] = stack
-        try:
-            yield
-        finally:
-            del connection.info[_PIPELINE]
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with ExitStack() as stack:
+            connection.info[_PIPELINE] = stack
+            try:
+                yield
+            finally:
+                del connection.info[_PIPELINE]
+    except dbapi_error as error:
+        raise sa_exc.DBAPIError.instance(
+            None, None, error, dbapi_error, hide_parameters=True, dialect=connection.dialect
+        ) from error
 
 
 def pipeline_to_commit(connection: Connection) -> None:
@@ -137,6 +148,7 @@ class LoopWriter:
             if self._connection is not None:  # a broken driver connection: start afresh
                 self._connection.close()
             self._connection = self._bind.connect()
+            fail_fast(self._connection)
         connection = self._connection
         if connection.in_transaction():
             with connection.begin_nested():
@@ -174,14 +186,20 @@ class UnitOfWork:
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one transaction and commit it before returning its result.
 
-        On SQLite, on the event loop through the ``LoopWriter``; on PostgreSQL, whose
+        On SQLite, on the event loop through the ``LoopWriter`` (in a worker thread, which may
+        wait, when another writer has the turn: the loop never waits); on PostgreSQL, whose
         statements are network round trips and whose chain-head lock may be held by another
         process, in a worker thread with a pooled connection, at most ``POSTGRES_WRITERS`` at
         once, the end pipelined. ``work`` must not await: it runs start to commit in one go.
         """
         if self._loop_writer is not None:
-            with self._loop_writer.transaction() as connection:
-                return work(connection)
+            try:
+                with self._loop_writer.transaction() as connection:
+                    return work(connection)
+            except sa_exc.OperationalError as error:
+                if not isinstance(error.orig, WriterBusy):
+                    raise
+                # Its BEGIN failed, so ``work`` never ran: run it in a thread, which may wait.
         bind = self._bind
 
         def in_thread() -> T:
