@@ -8,6 +8,8 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
+from app.audit import service as audit_service
+from app.cli.options import ActorOption, operator
 from app.datakey import service as datakey_service
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.unit import session_scope
@@ -26,7 +28,11 @@ def _sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 
 def _rotate_table(
-    factory: sessionmaker[Session], keyring: crypto.KeyRing, table: str, batch_size: int
+    factory: sessionmaker[Session],
+    keyring: crypto.KeyRing,
+    table: str,
+    batch_size: int,
+    actor: audit_service.Actor,
 ) -> None:
     with session_scope(factory) as session:
         total = datakey_service.count_pending(session, keyring=keyring, table=table)
@@ -35,7 +41,7 @@ def _rotate_table(
         # One transaction per batch: a kill loses at most the batch in flight.
         with session_scope(factory) as session:
             count = datakey_service.rotate_batch(
-                session, keyring=keyring, table=table, batch_size=batch_size
+                session, keyring=keyring, table=table, batch_size=batch_size, actor=actor
             )
         if count == 0:
             return
@@ -48,8 +54,10 @@ def rotate(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, max=10_000, help="Rows per transaction.")
     ] = 500,
+    actor: ActorOption = None,
 ) -> None:
     """Re-encrypt every row not on the newest key; safe to interrupt and run again."""
+    who = operator(actor)
     settings = get_settings()
     if settings.data_keys is None:
         typer.echo("error: SCREENING_DATA_KEY is not set", err=True)
@@ -58,7 +66,7 @@ def rotate(
     try:
         with _sessions(settings.database_url) as factory:
             for table in datakey_service.TABLES:
-                _rotate_table(factory, keyring, table, batch_size)
+                _rotate_table(factory, keyring, table, batch_size, who)
     except datakey_service.RowError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

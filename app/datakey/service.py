@@ -91,7 +91,14 @@ def _reencrypt_rows(
     return len(rows)
 
 
-def rotate_batch(session: Session, *, keyring: crypto.KeyRing, table: str, batch_size: int) -> int:
+def rotate_batch(
+    session: Session,
+    *,
+    keyring: crypto.KeyRing,
+    table: str,
+    batch_size: int,
+    actor: audit_service.Actor | None = None,
+) -> int:
     """Re-encrypt up to ``batch_size`` rows of ``table`` under the newest key (never commits).
 
     Args:
@@ -99,6 +106,7 @@ def rotate_batch(session: Session, *, keyring: crypto.KeyRing, table: str, batch
         keyring: Must hold every key the rows use; its last key is the target.
         table: One of `TABLES`.
         batch_size: Rows per batch.
+        actor: Who rotates (the CLI's ``--actor``); the generic CLI actor when omitted.
 
     Returns:
         The number of rows re-encrypted; 0 when the table is fully rotated.
@@ -112,7 +120,7 @@ def rotate_batch(session: Session, *, keyring: crypto.KeyRing, table: str, batch
         audit_service.append(
             session,
             action="data_key.rotated",
-            actor=audit_service.Actor.cli(),
+            actor=actor or audit_service.Actor.cli(),
             clinic_id=None,
             target_type=table,
             detail={"rows": count, "key_id": keyring.current_kid},

@@ -16,7 +16,7 @@ from app import crypto
 from app.audit import verify as audit_verify
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.models import Invitation, Role, Screening, UserAccount
+from app.db.models import AuditEvent, Invitation, Role, Screening, UserAccount
 from app.db.unit import session_scope
 from app.screening import store
 from tests.audit.factories import KEY_1, KEY_2, make_clinic, make_rule_pack, make_screening
@@ -191,3 +191,27 @@ def test_rotate_moves_invitations_and_second_factor_secrets(
 
 def _aad(table: str, column: str, row: Invitation | UserAccount) -> bytes:
     return crypto.field_aad(table, column, row.id)
+
+
+def test_rotate_records_the_operator_in_the_audit_trail(
+    invoke: Invoke, empty_database_url: str
+) -> None:
+    url = empty_database_url
+    migrate.upgrade(migrate.make_config(database_url=url))
+    engine = make_engine(url)
+    with session_scope(make_sessionmaker(engine)) as session:
+        clinic = make_clinic(session)
+        make_rule_pack(session)
+        make_screening(session, clinic=clinic, keyring=crypto.KeyRing.parse(SPEC_1))
+    env = {"SCREENING_DATABASE_URL": url, "SCREENING_DATA_KEY": f"{SPEC_1},{SPEC_2}"}
+    result = invoke("keys", "rotate", "--actor", "ops-alice", env=env)
+    assert result.exit_code == 0, result.output
+    with session_scope(make_sessionmaker(engine)) as session:
+        actors = session.execute(
+            select(AuditEvent.actor_type, AuditEvent.actor_id).where(
+                AuditEvent.action == "data_key.rotated"
+            )
+        ).all()
+    engine.dispose()
+    assert actors
+    assert {(str(kind), name) for kind, name in actors} == {("cli", "ops-alice")}
