@@ -59,23 +59,9 @@ import httpx
 from sqlalchemy import create_engine, make_url, text
 
 from app.crypto import generate_key_spec
+from app.screening.schemas import ANSWERS_EXAMPLE
 
-ANSWERS: dict[str, Any] = {
-    "date_of_birth": "1984-03-27",
-    "sex_at_birth": "male",
-    "conditions": ["migraine"],
-    "symptom_duration_months": 48,
-    "prior_treatments_tried": "yes",
-    "hypertension": "no",
-    "systolic_bp": 148,
-    "diastolic_bp": 80,
-    "concussion": "no",
-    "brain_injury": "no",
-    "intracranial_pressure": "no",
-    "heart_failure": "no",
-    "schizophrenia": "no",
-    "ketamine_before": "no",
-}
+ANSWERS = ANSWERS_EXAMPLE  # the documented example: needs_review (raised blood pressure)
 MIX = (("write", 40), ("read", 20), ("list", 15), ("form", 15), ("review", 10))
 PUBLIC_BASE_URL = "https://screening.example.test"
 PASSWORD = "soak-physician-password-0123456789"

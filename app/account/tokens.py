@@ -3,8 +3,6 @@
 Contracts as app/account/service.py: functions take the caller's session and never commit.
 """
 
-import secrets
-import uuid
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -12,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.account.service import Principal, normalize_email, principal_of, user_by_email
 from app.apikey import service as apikey_service
 from app.audit import service as audit_service
-from app.db.models import ApiKey, UserAccount
+from app.db.models import UserAccount
 from app.errors import Forbidden, NotFound
 
 PERSONAL_TOKEN_SCOPES = (apikey_service.SCREENINGS_READ,)
@@ -33,19 +31,15 @@ def create_token(
     user = user_by_email(session, normalize_email(email))
     if user is None or user.disabled_at is not None:
         raise NotFound("No active user with this email address.")
-    token = apikey_service.KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(
-        id=uuid.uuid4(),
+    token, row = apikey_service.mint(
+        session,
         clinic_id=user.clinic_id,
         name="personal token",
-        key_hash=apikey_service.hash_key(token),
         scopes=list(PERSONAL_TOKEN_SCOPES),
-        created_at=now,
+        now=now,
         expires_at=expires_at,
         user_id=user.id,
     )
-    session.add(row)
-    session.flush()
     audit_service.append(
         session,
         action="apikey.created",

@@ -6,7 +6,6 @@ contains a key or its hash either. Bad input raises NotFound or ValidationFailed
 nothing.
 """
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -184,18 +183,14 @@ def rotate(
     stops_at = now + grace
     if row.expires_at is None or stops_at < row.expires_at:
         row.expires_at = stops_at
-    key = apikey_service.KEY_PREFIX + secrets.token_urlsafe(32)
-    new = ApiKey(
-        id=uuid.uuid4(),
+    key, new = apikey_service.mint(
+        session,
         clinic_id=row.clinic_id,
         name=row.name,
-        key_hash=apikey_service.hash_key(key),
         scopes=list(row.scopes),
-        created_at=now,
+        now=now,
         expires_at=expires_at,
     )
-    session.add(new)
-    session.flush()
     audit_service.append(
         session,
         action="apikey.rotated",

@@ -86,6 +86,37 @@ def unknown_clinic_message(session: Session, name: str) -> str:
     return f'no clinic is named "{name}".{hint} To create it, add --create-clinic.'
 
 
+def mint(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    name: str,
+    scopes: list[str],
+    now: datetime,
+    expires_at: datetime | None,
+    user_id: uuid.UUID | None = None,
+) -> tuple[str, ApiKey]:
+    """Store a new key (its hash only); return the plaintext (shown once) and its row.
+
+    Every key is made here: intake keys, their rotated successors and personal tokens. The
+    caller audits it (its event says which of those it is).
+    """
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        id=uuid.uuid4(),
+        clinic_id=clinic_id,
+        name=name,
+        key_hash=hash_key(key),
+        scopes=scopes,
+        created_at=now,
+        expires_at=expires_at,
+        user_id=user_id,
+    )
+    session.add(row)
+    session.flush()
+    return key, row
+
+
 def create(
     session: Session,
     *,
@@ -110,18 +141,14 @@ def create(
     if not create_clinic and find_clinic(session, name=clinic_name) is None:
         raise ValidationFailed(unknown_clinic_message(session, clinic_name))
     clinic, is_new_clinic = get_or_create_clinic(session, name=clinic_name, actor=actor, now=now)
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey(
-        id=uuid.uuid4(),
+    key, api_key = mint(
+        session,
         clinic_id=clinic.id,
         name=name,
-        key_hash=hash_key(key),
         scopes=list(dict.fromkeys(scopes)),
-        created_at=now,
+        now=now,
         expires_at=expires_at,
     )
-    session.add(api_key)
-    session.flush()
     audit_service.append(
         session,
         action="apikey.created",

@@ -21,7 +21,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import PlainSerializer, WithJsonSchema
 
@@ -200,17 +200,19 @@ def screening_content_digest(
     )
 
 
-def review_content_digest(
-    *,
-    review_id: uuid.UUID | str,
-    screening_id: uuid.UUID | str,
-    clinic_id: uuid.UUID | str,
-    reviewer_id: uuid.UUID | str | None,
-    disposition: str,
-    override_reason: str | None,
-    note: str,
-    created_at: datetime,
-) -> str:
+class ReviewColumns(Protocol):
+    """The columns of a stored review that its digest covers (a ``Review`` or a row of them)."""
+
+    id: uuid.UUID
+    screening_id: uuid.UUID
+    clinic_id: uuid.UUID
+    reviewer_id: uuid.UUID | None
+    disposition: str
+    override_reason: str | None
+    created_at: datetime
+
+
+def review_content_digest(review: ReviewColumns, *, note: str) -> str:
     """Return the ``review_sha256`` of a stored review (in its ``review.recorded`` event).
 
     Covers every column a physician's sign-off shows or is ordered by: the decrypted note
@@ -219,13 +221,13 @@ def review_content_digest(
     """
     return digest(
         {
-            "id": str(review_id),
-            "screening_id": str(screening_id),
-            "clinic_id": str(clinic_id),
-            "reviewer_id": None if reviewer_id is None else str(reviewer_id),
-            "disposition": disposition,
-            "override_reason": override_reason,
+            "id": str(review.id),
+            "screening_id": str(review.screening_id),
+            "clinic_id": str(review.clinic_id),
+            "reviewer_id": None if review.reviewer_id is None else str(review.reviewer_id),
+            "disposition": review.disposition,
+            "override_reason": review.override_reason,
             "note": note,
-            "created_at": format_datetime(created_at),
+            "created_at": format_datetime(review.created_at),
         }
     )

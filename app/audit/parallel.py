@@ -26,8 +26,8 @@ from app.db.models import AuditEvent, AuditHead
 __all__ = ["RANGE_SIZE", "verify_chain_parallel"]
 
 RANGE_SIZE = 50_000
-ContentDigest = Callable[[crypto.KeyRing, Any], str]
-"""``app.screening.store.content_digest``: a stored screening's digest, with a key ring."""
+ContentDigest = Callable[[crypto.KeyRing, Any], tuple[str, dict[str, Any]]]
+"""``app.screening.store.content_digest``: a stored screening's digest and result."""
 _worker: dict[str, object] = {}
 
 

@@ -18,7 +18,6 @@ whose content does not hash to its sha256, and review rows beyond the recorded r
 """
 
 import hashlib
-import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -37,9 +36,10 @@ _CACHE_LIMIT = 200_000
 # Positions of HASHED_COLUMNS in an event row (app.audit.service).
 _ACTION, _TARGET_TYPE, _TARGET_ID, _TARGET_SHA, _OUTCOME, _DETAIL = 5, 6, 7, 8, 9, 12
 
-ScreeningDigest = Callable[[Any], str]
-"""A stored screening row's content digest: ``app.screening.store.content_digest`` with a key
-ring, passed in (audit sits below screening). Raises crypto.DecryptError, or ValueError."""
+ScreeningDigest = Callable[[Any], tuple[str, dict[str, Any]]]
+"""A stored screening row's content digest and decrypted result: ``app.screening.store.
+content_digest`` with a key ring, passed in (audit sits below screening). Raises
+crypto.DecryptError, or ValueError."""
 
 
 class ChainBroken(Exception):
@@ -82,9 +82,7 @@ def _chunks(keys: list[Any]) -> Iterable[list[Any]]:
         yield keys[start : start + _CHUNK]
 
 
-def _result_flags(keyring: crypto.KeyRing, row: Any) -> set[tuple[str, str, str]]:
-    aad = crypto.field_aad("screening", "result_ct", row.id)
-    result = json.loads(keyring.decrypt(row.key_id, bytes(row.result_ct), aad))
+def _result_flags(result: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(f["rule"], f["severity"], f["status"]) for f in result["flags"]}
 
 
@@ -131,10 +129,10 @@ class _Screenings:
     def _state(self, row: Any, flags: dict[uuid.UUID, set[tuple[str, str, str]]]) -> str:
         self.checked += 1
         try:
-            digest = self._digest_of(row)
+            digest, result = self._digest_of(row)
             if self._keyring is None:
                 return digest
-            expected = _result_flags(self._keyring, row)
+            expected = _result_flags(result)
         except crypto.DecryptError:
             return "!stored screening ciphertext does not decrypt (altered, moved or key missing)"
         except (ValueError, KeyError, TypeError):
@@ -211,16 +209,7 @@ class _Reviews:
             note = self._keyring.decrypt(row.key_id, bytes(row.note_ct), aad).decode()
         except (crypto.DecryptError, UnicodeDecodeError):
             return "!note does not decrypt"
-        return canonical.review_content_digest(
-            review_id=row.id,
-            screening_id=row.screening_id,
-            clinic_id=row.clinic_id,
-            reviewer_id=row.reviewer_id,
-            disposition=row.disposition,
-            override_reason=row.override_reason,
-            note=note,
-            created_at=row.created_at,
-        )
+        return canonical.review_content_digest(row, note=note)
 
 
 def _pack_problem(session: Session, sha256: str) -> str | None:

@@ -1,40 +1,20 @@
 """`screening cds configure`: allow an EHR (JWT issuer + JWKS URL) to call the CDS services."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
-from sqlalchemy.orm import Session
 
 from app.apikey import service as apikey_service
 from app.cds import auth as cds_auth
-from app.cli.db import fail, settings_or_exit
-from app.cli.options import ActorOption, operator
-from app.db import migrate
-from app.db.engine import make_engine, make_sessionmaker
-from app.db.unit import session_scope
+from app.cli.db import fail
+from app.cli.options import ActorOption, database_session, operator
 from app.errors import NotFound, ValidationFailed
 
 app = typer.Typer(
     help="CDS Hooks: the EHRs allowed to call the CDS services.", no_args_is_help=True
 )
-
-
-@contextmanager
-def migrated_session() -> Iterator[Session]:
-    """One transaction on the configured, migrated database (exit 1 if it is not migrated)."""
-    settings = settings_or_exit()
-    engine = make_engine(settings.database_url)
-    try:
-        if not migrate.is_at_head(migrate.make_config(settings.database_url), engine):
-            fail("the database is not migrated: run `screening db upgrade` first")
-        with session_scope(make_sessionmaker(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 @app.command("configure")
@@ -48,7 +28,7 @@ def configure(
     if urlsplit(jwks_url).scheme not in ("https", "http") or not urlsplit(jwks_url).netloc:
         fail("--jwks-url must be an http(s) URL (https outside development)")
     now = datetime.now(UTC)
-    with migrated_session() as session:
+    with database_session() as session:
         found = apikey_service.find_clinic(session, name=clinic)
         if found is None:
             fail(f"no clinic called {clinic!r} (create it with `screening apikey create`)")
@@ -73,7 +53,7 @@ def link_user(
 ) -> None:
     """Let that EHR user's card overrides be recorded as this physician's reviews."""
     try:
-        with migrated_session() as session:
+        with database_session() as session:
             cds_auth.link_practitioner(
                 session,
                 issuer=issuer,

@@ -4,7 +4,6 @@ Registered on the `rules` group (``app/cli/__init__.py``). Each change and each 
 analysis is an audit event; the actor is ``--actor`` (default: the operating-system user).
 """
 
-import getpass
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,13 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from sqlalchemy.orm import Session
 
-from app.audit import service as audit_service
 from app.cli.db import fail, settings_or_exit
+from app.cli.options import ActorOption, database_session, operator
 from app.crypto import KeyRing, KeySpecError
-from app.db import migrate
-from app.db.engine import make_engine, make_sessionmaker
-from app.db.models import ActorType
-from app.db.unit import session_scope
 from app.engine import Ruleset, RulesetError, load_ruleset, run_tests
 from app.engine.diff import diff_rulesets
 from app.engine.translations import Catalogue, check_translations, load_translations
@@ -37,19 +32,12 @@ from app.rulepack.service import StoredRulePackError, stored_rulesets
 CHANGED_SHOWN = 20
 PARALLEL_FROM = 20_000  # fewer screenings: starting worker processes costs more than it saves
 ClinicOption = Annotated[str, typer.Option("--clinic", help="The clinic's name.")]
-ActorOption = Annotated[
-    str | None, typer.Option("--actor", help="Who is acting (default: the OS user name).")
-]
 WorkersOption = Annotated[
     int, typer.Option("--workers", min=1, max=16, help="Processes evaluating (default 2).")
 ]
 DateOption = Annotated[
     datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD (as-of date, inclusive).")
 ]
-
-
-def _actor(name: str | None) -> audit_service.Actor:
-    return audit_service.Actor(ActorType.cli, (name or getpass.getuser())[:100])
 
 
 def _keyring() -> KeyRing:
@@ -71,19 +59,13 @@ def _key_spec() -> str:
 @contextmanager
 def _transaction() -> Iterator[Session]:
     """One transaction on the configured database; AppError → one line and exit 1."""
-    settings = settings_or_exit()
-    engine = make_engine(settings.database_url)
     try:
-        if not migrate.is_at_head(migrate.make_config(settings.database_url), engine):
-            fail("the database is not migrated: run `screening db upgrade` first")
-        with session_scope(make_sessionmaker(engine)) as session:
+        with database_session() as session:
             yield session
     except AppError as error:
         fail(error.detail or "failed")
     except StoredRulePackError as error:
         fail(str(error))
-    finally:
-        engine.dispose()
 
 
 def _checked_pack(directory: Path) -> tuple[Ruleset, dict[str, Catalogue]]:
@@ -153,7 +135,7 @@ def publish(
 ) -> None:
     """Check a pack, show its diff and impact for the clinic, then make it the active pack."""
     candidate, catalogues = _checked_pack(directory)
-    keyring, who = _keyring(), _actor(actor)
+    keyring, who = _keyring(), operator(actor)
     with _transaction() as session:  # read, replay and record the analysis
         found = policy.find_clinic(session, name=clinic)
         active = _active(session, found.id)
@@ -202,10 +184,11 @@ def rollback(
     actor: ActorOption = None,
 ) -> None:
     """Re-activate a pack the clinic had active before."""
+    who = operator(actor)
     with _transaction() as session:
         found = policy.find_clinic(session, name=clinic)
         done = policy.roll_back(session, clinic_id=found.id, sha256=to, rulesets=stored_rulesets(),
-                               actor=_actor(actor), now=datetime.now(UTC))  # fmt: skip
+                               actor=who, now=datetime.now(UTC))  # fmt: skip
     typer.echo(f"Rolled back {clinic} to {done.to_sha256} (was {done.from_sha256}).")
 
 
@@ -225,13 +208,13 @@ def impact(
         pack = load_ruleset(candidate)
     except RulesetError as error:
         fail(f"{candidate}: invalid rule pack: " + "; ".join(error.problems))
-    keyring = _keyring()
+    keyring, who = _keyring(), operator(actor)
     with _transaction() as session:
         found = policy.find_clinic(session, name=clinic)
         active = policy.active_sha256(session, clinic_id=found.id)
         result = _progress_replay(session, keyring, found.id, pack, period, workers)
         replay.record(session, clinic_id=found.id, impact=result, period=period,
-                      active_sha256=active, actor=_actor(actor), now=datetime.now(UTC))  # fmt: skip
+                      active_sha256=active, actor=who, now=datetime.now(UTC))  # fmt: skip
     if html is not None:
         base = settings_or_exit().public_base_url or ""
         page = render_html(result, clinic=clinic, period=period.describe(), base_url=base)

@@ -11,9 +11,8 @@ import typer
 
 from app.apikey import service as apikey_service
 from app.audit.outbox import EVENT_TYPES
-from app.cli.cds import migrated_session
 from app.cli.db import fail, settings_or_exit
-from app.cli.options import ActorOption, operator
+from app.cli.options import ActorOption, database_session, operator
 from app.crypto import KeyRing, KeySpecError
 from app.db.engine import make_engine, make_sessionmaker
 from app.errors import NotFound, ValidationFailed
@@ -51,7 +50,7 @@ def add(
     wanted = [part.strip() for value in events for part in value.split(",") if part.strip()]
     keyring = _keyring()
     try:
-        with migrated_session() as session:
+        with database_session() as session:
             found = apikey_service.find_clinic(session, name=clinic)
             if found is None:
                 fail(f"no clinic called {clinic!r}")
@@ -68,7 +67,7 @@ def add(
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """Every active endpoint: id, clinic, URL and events."""
-    with migrated_session() as session:
+    with database_session() as session:
         rows = [
             webhook_service.endpoint_dict(endpoint) | {"clinic_id": str(endpoint.clinic_id)}
             for endpoint in webhook_service.list_endpoints(session, clinic_id=None)
@@ -86,7 +85,7 @@ def remove(
 ) -> None:
     """Stop sending to an endpoint (its delivery log is kept)."""
     try:
-        with migrated_session() as session:
+        with database_session() as session:
             webhook_service.remove(
                 session,
                 endpoint_id=_uuid(endpoint_id),
@@ -114,7 +113,7 @@ def log(
 ) -> None:
     """The delivery log: status, attempts and last error of each delivery."""
     try:
-        with migrated_session() as session:
+        with database_session() as session:
             rows = webhook_service.delivery_log(
                 session,
                 clinic_id=None,
@@ -137,7 +136,7 @@ def replay(
 ) -> None:
     """Send a delivery (or every delivery of an event) again, with the same event id."""
     try:
-        with migrated_session() as session:
+        with database_session() as session:
             count = webhook_service.replay(session, delivery_or_event_id=delivery_id,
                                            clinic_id=None, actor=operator(None),
                                            now=datetime.now(UTC))  # fmt: skip

@@ -228,16 +228,7 @@ def _recorded_detail(stored: Review, row: Screening, review: ReviewInput) -> dic
         "override_reason": review.override_reason,
         "has_exclude": row.has_exclude,
         "has_note": bool(review.note.strip()),
-        "review_sha256": canonical.review_content_digest(
-            review_id=stored.id,
-            screening_id=row.id,
-            clinic_id=row.clinic_id,
-            reviewer_id=stored.reviewer_id,
-            disposition=review.disposition.value,
-            override_reason=review.override_reason,
-            note=review.note,
-            created_at=stored.created_at,
-        ),
+        "review_sha256": canonical.review_content_digest(stored, note=review.note),
     }
 
 

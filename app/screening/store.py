@@ -117,9 +117,14 @@ class ScreeningContent:
         )
 
 
-def content_digest(keyring: KeyRing, row: StoredScreening) -> str:
-    """Decrypt a stored screening and return its content digest (for ``audit verify``)."""
-    return ScreeningContent.decrypt(keyring, row).digest()
+def content_digest(keyring: KeyRing, row: StoredScreening) -> tuple[str, dict[str, Any]]:
+    """Decrypt a stored screening; return its content digest and its result (``audit verify``).
+
+    The result comes along so that verify checks the flag rows against it without decrypting
+    the screening a second time.
+    """
+    content = ScreeningContent.decrypt(keyring, row)
+    return content.digest(), content.result
 
 
 def screening_row(session: Session, *, clinic_id: uuid.UUID, screening_id: uuid.UUID) -> Screening:

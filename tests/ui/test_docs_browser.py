@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.server import Server, migrated_with_key, running_server
-from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.ui.browser import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts" / "docs"
 TITLE = "Candidacy screening API"
@@ -31,14 +31,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     with running_server(database_url, workdir, workers=1, **production) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _open(browser: Browser, url: str) -> tuple[Page, list[str], list[str]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 
 from app.audit import service as audit_service
@@ -41,8 +41,6 @@ from tests.form.support import (
     stored_screenings,
 )
 from tests.ui.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Server,
     axe_violations,
     host_page,
@@ -101,14 +99,6 @@ def site(empty_database_url: str, tmp_path: Path) -> Iterator[Site]:
     with serve(empty_database_url, FORM_HOST, tmp_path / "server.log") as server:
         yield Site(server, engine, clinic_id, key)
     engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _page(browser: Browser, **options: Any) -> Page:

@@ -19,9 +19,9 @@ from app.db.unit import session_scope
 from tests.form.support import FEMALE_PAGES
 from tests.review.seed import PASSWORD, make_user
 from tests.ui.browser import axe_violations, screenshot
-from tests.ui.test_form import Site, _answer, _page, browser, site
+from tests.ui.test_form import Site, _answer, _page, site
 
-__all__ = ["browser", "site"]  # fixtures reused from the form's browser tests
+__all__ = ["site"]  # a fixture reused from the form's browser tests
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 READING_PAGE = "blood_pressure-2"
 SWAPPED = {"bp_controlled": "yes", "systolic_bp": "76", "diastolic_bp": "118"}

@@ -5,20 +5,19 @@ The page is self-contained, so it is opened from a file, as a physician would op
 
 import os
 import shutil
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from app.engine import evaluate, load_ruleset, validate_answers
 from app.rulepack.impact import Impact, StoredScreening
 from app.rulepack.report import render_html
 from tests.factories import CANDIDATE_ANSWERS
 from tests.rulepack.packs import DEFAULT, V1, stricter_pack
-from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, screenshot
+from tests.ui.browser import CHROMIUM, axe_violations, screenshot
 
 AS_OF = date(2026, 6, 15)
 
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None and os.environ.get("CI") != "true",
     reason=f"{CHROMIUM} is not installed (CI installs it and never skips)",
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _report(tmp_path: Path) -> Path:

@@ -6,12 +6,11 @@ report (issue 13).
 
 import os
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from app.audit import service as audit_service
 from app.db import migrate
@@ -25,7 +24,7 @@ from tests.factories import CANDIDATE_ANSWERS, KEYRING, make_screening
 from tests.review.seed import PASSWORD, make_user
 from tests.rulepack.packs import stricter_pack
 from tests.server import running_server
-from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, screenshot
+from tests.ui.browser import CHROMIUM, axe_violations, screenshot
 
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None and os.environ.get("CI") != "true",
@@ -61,14 +60,6 @@ def _seed(url: str, ruleset: Ruleset, tmp_path: Path) -> tuple[str, str]:
                        actor=audit_service.Actor.cli(), now=now)  # fmt: skip
     engine.dispose()
     return str(report_id), ruleset.sha256
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def _sign_in(page: Page, url: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from app.account import service as account_service
 from app.audit import service as audit_service
@@ -93,14 +93,6 @@ def sqlite_live(ruleset: Ruleset, tmp_path: Path) -> Iterator[Live]:
     """A server on SQLite only: for what the backend cannot change (layout, accessibility)."""
     with _serve(f"sqlite:///{tmp_path / 'pages.db'}", ruleset, tmp_path) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def _shot(page: Page, name: str) -> None:

@@ -21,9 +21,9 @@ from app.db.unit import session_scope
 from app.engine import Ruleset
 from tests.factories import CANDIDATE_ANSWERS, make_screening
 from tests.server import running_server
-from tests.ui.test_review_ui import Live, _axe, _seed, _sign_in, browser, pytestmark
+from tests.ui.test_review_ui import Live, _axe, _seed, _sign_in, pytestmark
 
-__all__ = ["browser", "pytestmark"]  # the module-scoped Chromium and the skip marker, reused
+__all__ = ["pytestmark"]  # the skip marker of the review browser tests, reused
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / (
     "docs/screenshots" if os.environ.get("SCREENING_DOCS_SCREENSHOTS") else "test-artifacts"
