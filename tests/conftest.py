@@ -7,6 +7,7 @@ built once per backend by ``alembic upgrade head``. Each test runs in an outer t
 that is rolled back; the app commits into savepoints (``join_transaction_mode``).
 """
 
+import copy
 import os
 import uuid
 from collections.abc import Iterator
@@ -131,15 +132,28 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
+@pytest.fixture(scope="session")
+def openapi_document(database_url: str, ruleset: Ruleset) -> dict[str, Any]:
+    """The OpenAPI document of an app with the test settings, built once per backend.
+
+    Building it is most of an API test's cost; every ``app`` of these settings has the same
+    routes and so the same document (``test_openapi.py`` checks a freshly built one).
+    """
+    return create_app(make_settings(database_url), ruleset=ruleset).openapi()
+
+
 @pytest.fixture
 def app(
     database_url: str,
     session_factory: sessionmaker[Session],
     ruleset: Ruleset,
     clock: FixedClock,
+    openapi_document: dict[str, Any],
 ) -> FastAPI:
     settings = make_settings(database_url)
-    return create_app(settings, sessionmaker=session_factory, clock=clock, ruleset=ruleset)
+    app = create_app(settings, sessionmaker=session_factory, clock=clock, ruleset=ruleset)
+    app.openapi_schema = copy.deepcopy(openapi_document)
+    return app
 
 
 @pytest.fixture

@@ -13,7 +13,15 @@ from app.cds import auth as cds_auth
 from app.cds import service as cds_service
 from app.cds.schemas import CardsRead, DiscoveryRead, FeedbackRequest, HookRequest
 from app.context import UnitDep, context_of, public_base_url, request_id_of
-from app.responses import INVALID, NOT_FOUND, model_response, problem_doc, problem_example
+from app.responses import (
+    INVALID,
+    NOT_FOUND,
+    RULE_PACK_INTEGRITY,
+    model_response,
+    problem_doc,
+    problem_example,
+)
+from app.rulepack.active import clinic_ruleset
 
 router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
 _UNAUTHORIZED = {
@@ -61,22 +69,22 @@ def discover_cds_services(request: Request) -> Response:
     response_model=CardsRead,
     summary="Call a CDS service",
     openapi_extra=audited("cds.advised", "cds_card"),
-    responses=_UNAUTHORIZED | NOT_FOUND | INVALID,
+    responses=_UNAUTHORIZED | NOT_FOUND | INVALID | RULE_PACK_INTEGRITY,
 )
 def call_cds_service(
     request: Request, service_id: str, hook: HookRequest, unit: UnitDep
 ) -> Response:
     """One card: critical (contraindication), warning (needs review, unknown), info (candidate)."""
     context = context_of(request)
-    advice = cds_service.Advice(
-        context.loaded_ruleset(),
-        context.keyring,
-        _base_url(request),
-        context.clock.today(),
-        request_id_of(request),
-    )
     with unit.session() as session:
         caller = cds_auth.authenticate(session, **_credentials(request, service_id))
+        advice = cds_service.Advice(
+            clinic_ruleset(request, session, caller.clinic_id),  # the clinic's policy
+            context.keyring,
+            _base_url(request),
+            context.clock.today(),
+            request_id_of(request),
+        )
         cards = cds_service.advise(
             session, caller=caller, service_id=service_id, hook=hook, advice=advice
         )

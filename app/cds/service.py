@@ -28,6 +28,7 @@ from app.errors import NotFound, ProblemItem, ValidationFailed
 from app.fhir import response as fhir_response
 from app.fhir.questionnaire import canonical_url
 from app.review import service as review_service
+from app.rulepack.service import stored_ruleset
 from app.screening import service as screening_service
 from app.screening import store
 
@@ -126,8 +127,11 @@ def advise(
         raise _invalid("context.patientId is required.", "#/context/patientId")
     card_uuid = str(uuid.uuid4())
     screening_id, origin, card = _prefetched(hook, patient_id, advice, card_uuid)
+    ruleset_sha256 = advice.ruleset.sha256
     if card is None:
-        screening_id, origin, card = _stored(session, caller, patient_id, advice, card_uuid)
+        screening_id, origin, card, ruleset_sha256 = _stored(
+            session, caller, patient_id, advice, card_uuid
+        )
     audit_service.append(
         session,
         action="cds.advised",
@@ -136,7 +140,7 @@ def advise(
         target_type="cds_card",
         target_id=card_uuid,
         request_id=advice.request_id,
-        ruleset_sha256=advice.ruleset.sha256,
+        ruleset_sha256=ruleset_sha256,
         detail={
             "service": service.id,
             "hook_instance": hook.hookInstance,
@@ -211,11 +215,13 @@ def _prefetched(
 
 def _stored(
     session: Session, caller: Caller, patient_id: str, advice: Advice, card_uuid: str
-) -> tuple[str | None, str, dict[str, Any]]:
+) -> tuple[str | None, str, dict[str, Any], str]:
+    """The card of the latest stored screening, worded by the pack it was decided with."""
     row = _latest_screening(session, advice.keyring, caller.clinic_id, patient_id)
     if row is None:
         reason = "No screening is stored for this patient at this clinic."
-        return None, "none", cards.no_screening_card(card_uuid=card_uuid, reason=reason)
+        card = cards.no_screening_card(card_uuid=card_uuid, reason=reason)
+        return None, "none", card, advice.ruleset.sha256
     body = screening_service.get(
         session,
         keyring=advice.keyring,
@@ -225,10 +231,11 @@ def _stored(
         request_id=advice.request_id,
     )
     review_url = f"{advice.base_url.rstrip('/')}/review/screenings/{row.id}"
+    decided_with = stored_ruleset(session, sha256=row.rule_pack_sha256)
     card = cards.card(
-        advice.ruleset, body, card_uuid=card_uuid, origin="stored screening", review_url=review_url
+        decided_with, body, card_uuid=card_uuid, origin="stored screening", review_url=review_url
     )
-    return str(row.id), "stored", card
+    return str(row.id), "stored", card, decided_with.sha256
 
 
 def _latest_screening(

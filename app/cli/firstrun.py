@@ -15,8 +15,8 @@ from pathlib import Path
 import typer
 
 from app.apikey import service as apikey_service
-from app.audit import service as audit_service
 from app.cli import user as user_cli
+from app.cli.options import operator
 from app.crypto import KeyRing
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.unit import session_scope
@@ -85,13 +85,15 @@ def bootstrap(settings: Settings, keyring: KeyRing, host: str, port: int) -> Non
 
 def _create_demo(settings: Settings, keyring: KeyRing) -> _Demo | None:
     engine = make_engine(settings.database_url)
-    actor, now = audit_service.Actor.cli(), datetime.now(UTC)
+    actor, now = operator(None), datetime.now(UTC)  # the OS user running the first `serve`
     try:
         with session_scope(make_sessionmaker(engine)) as session:
             if apikey_service.has_clinics(session):
                 return None
             created = apikey_service.create(session, clinic_name=DEMO_CLINIC, actor=actor, now=now)
-            physician = user_cli.create_demo_physician(session, clinic_name=DEMO_CLINIC)
+            physician = user_cli.create_demo_physician(
+                session, clinic_name=DEMO_CLINIC, actor=actor
+            )
             invitation_service.configure_clinic(
                 session, clinic_name=DEMO_CLINIC, phone=DEMO_PHONE, form_origins=None, actor=actor
             )

@@ -5,7 +5,6 @@ from typing import Annotated
 
 import typer
 
-from app.audit import service as audit_service
 from app.cli.db import settings_or_exit
 from app.cli.options import ActorOption, operator
 from app.db.engine import make_engine, make_sessionmaker
@@ -57,14 +56,15 @@ def configure(
 
 
 @app.command("purge-drafts")
-def purge_drafts() -> None:
+def purge_drafts(actor: ActorOption = None) -> None:
     """Delete the saved answers of invitations that expired without being submitted."""
+    who = operator(actor)
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_sessionmaker(engine)) as session:
             count = invitation_service.purge_expired_drafts(
-                session, now=datetime.now(UTC), actor=audit_service.Actor.cli()
+                session, now=datetime.now(UTC), actor=who
             )
     finally:
         engine.dispose()

@@ -135,7 +135,9 @@ def enable(email: EmailOption, actor: ActorOption = None) -> None:
 DEMO_PHYSICIAN = "physician@demo.clinic"
 
 
-def create_demo_physician(session: Session, *, clinic_name: str) -> account_service.CreatedUser:
+def create_demo_physician(
+    session: Session, *, clinic_name: str, actor: audit_service.Actor
+) -> account_service.CreatedUser:
     """First-run bootstrap: a demo physician with a generated one-time password."""
     return account_service.create_user(
         session,
@@ -143,7 +145,7 @@ def create_demo_physician(session: Session, *, clinic_name: str) -> account_serv
         email=DEMO_PHYSICIAN,
         role=Role.physician,
         display_name="Dr Demo",
-        actor=audit_service.Actor.cli(),
+        actor=actor,
         now=datetime.now(UTC),
     )
 

@@ -22,6 +22,8 @@ from app.errors import AppError, ValidationFailed, request_problems
 from app.fhir import response
 from app.fhir import service as fhir_service
 from app.responses import INVALID
+from app.rulepack import integrity as rulepack_integrity
+from app.rulepack.active import active_ruleset, clinic_ruleset
 
 FHIR_JSON = fhir_service.FHIR_JSON
 
@@ -71,6 +73,8 @@ class FhirRoute(APIRoute):
                 failure: AppError = ValidationFailed("The request is not valid.", errors=problems)
             except AppError as error:
                 failure = error
+                if isinstance(error, rulepack_integrity.RulePackIntegrityError):
+                    await rulepack_integrity.record(request, error)  # as every other route
             codes = [problem.code for problem in failure.errors]
             await denials.record(request, failure.status, failure.slug, codes)
             return _fhir(response.outcome(failure), failure.status, failure.headers)
@@ -117,7 +121,7 @@ def get_capability_statement(request: Request) -> Response:
     summary="The questionnaire as a FHIR R4 (SDC) Questionnaire",
     responses={
         200: _resource_doc("The Questionnaire.", "Questionnaire"),
-        **_outcomes(401, 403, 404, 422),
+        **_outcomes(401, 403, 404, 422, 500),
     },
 )
 def get_fhir_questionnaire(
@@ -131,9 +135,8 @@ def get_fhir_questionnaire(
 ) -> Response:
     """The active questionnaire (or a stored version by sha256) with enableWhenExpression."""
     with unit.session() as session:
-        ruleset = fhir_service.find_ruleset(
-            session, active=context_of(request).loaded_ruleset(), version=version
-        )
+        active = clinic_ruleset(request, session, _client.clinic_id)  # the clinic's policy
+        ruleset = fhir_service.find_ruleset(session, active=active, version=version)
     return _fhir(
         fhir_service.export_questionnaire(
             ruleset,
@@ -159,7 +162,7 @@ def get_fhir_questionnaire(
     },
     responses={
         201: _resource_doc("The response as stored and the result, as Parameters.", "Parameters"),
-        **_outcomes(400, 401, 403, 409, 422),
+        **_outcomes(400, 401, 403, 409, 422, 500),
         413: INVALID[413],  # the body limit is the middleware's: a problem+json
     },
 )
@@ -177,7 +180,7 @@ async def create_questionnaire_response(
     clock = context.clock
     store = partial(
         fhir_service.receive,
-        ruleset=context.loaded_ruleset(),
+        ruleset=await active_ruleset(request, client.clinic_id),  # the clinic's policy
         keyring=context.keyring,
         clinic_id=client.clinic_id,
         actor=actor_of(client),

@@ -1,5 +1,7 @@
 """Responses are checked against the OpenAPI document (tests/openapi_check.py); the check bites."""
 
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -47,3 +49,11 @@ def test_an_undocumented_status_fails(app: FastAPI) -> None:
     response.status_code = 418
     with pytest.raises(AssertionError, match="undocumented"):
         check(response)
+
+
+def test_the_shared_document_is_what_the_app_builds(
+    app: FastAPI, openapi_document: dict[str, Any]
+) -> None:
+    # The app fixture is handed the document built once per backend (tests/conftest.py).
+    app.openapi_schema = None
+    assert app.openapi() == openapi_document

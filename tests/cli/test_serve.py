@@ -1,5 +1,6 @@
 """`screening serve`: refuses outdated databases and bad config; dev first-run bootstrap."""
 
+import getpass
 import re
 import stat
 from pathlib import Path
@@ -9,7 +10,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.db.engine import make_engine
+from app.db.models import AuditEvent
 from tests.cli.conftest import Invoke
 from tests.factories import AUDIT_KEY, DATA_KEY
 
@@ -59,6 +63,7 @@ def test_first_dev_run_generates_keys_and_a_working_demo_key(
         started.update(options, app=app)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(getpass, "getuser", lambda: "ops-first")
     invoke("db", "upgrade")
     result = invoke("serve", "--port", "8123")
     assert result.exit_code == 0, result.output
@@ -91,6 +96,13 @@ def test_first_dev_run_generates_keys_and_a_working_demo_key(
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     assert written.read_text().strip() in result.stdout
     assert "password:" in written.read_text()
+    engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    with engine.connect() as connection:
+        operators = connection.execute(
+            select(AuditEvent.actor_id).where(AuditEvent.actor_type == "cli")
+        ).scalars()
+        assert set(operators) == {"ops-first"}  # who ran it, not just "the CLI"
+    engine.dispose()
     second = invoke("serve")
     assert second.exit_code == 0
     assert "sk_" not in second.stdout

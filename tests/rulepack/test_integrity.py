@@ -13,13 +13,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit_service
 from app.audit.verify import verify_chain
+from app.cds import auth as cds_auth
 from app.db.models import AuditEvent
 from app.engine import Ruleset
 from app.errors import PROBLEM_TYPE_PREFIX
 from app.rulepack import policy as rulepack_policy
 from tests.audit.factories import tamper_rule_pack
+from tests.cds.support import ISSUER, jwks_server
 from tests.factories import CANDIDATE_ANSWERS, NOW, FixedClock, auth, make_key
+from tests.fhir import support as fhir_support
 from tests.form.support import make_form_clinic
 from tests.review.seed import https_client, seed_queue, sign_in
 
@@ -170,3 +174,42 @@ def test_pinned_active_pack_is_checked_before_evaluating(
     response = client.post("/v1/evaluate", json=body, headers=auth(key))
     _assert_problem(response)  # documented: the response check validates it
     _assert_audited(session, ruleset.sha256, "/v1/evaluate")
+
+
+def test_fhir_refuses_an_altered_pack_with_an_audited_outcome(
+    client: TestClient, session: Session, ruleset: Ruleset
+) -> None:
+    key = make_key(session)
+    rulepack_policy.adopt(session, clinic_id=key.clinic_id, default=ruleset, now=NOW)
+    _tamper(session, ruleset.sha256)
+    resource = fhir_support.response(ruleset, CANDIDATE_ANSWERS)
+    created = client.post("/fhir/QuestionnaireResponse", json=resource, headers=auth(key))
+    assert created.status_code == 500, created.text
+    assert created.headers["content-type"] == "application/fhir+json"
+    assert created.json()["resourceType"] == "OperationOutcome"
+    assert "altered" in created.text
+    assert MARKER not in created.text
+    _assert_audited(session, ruleset.sha256, "/fhir/QuestionnaireResponse")
+
+
+def test_cds_refuses_an_altered_pack(
+    client: TestClient, session: Session, ruleset: Ruleset
+) -> None:
+    key = make_key(session)
+    rulepack_policy.adopt(session, clinic_id=key.clinic_id, default=ruleset, now=NOW)
+    service = "ketamine-screening-patient-view"
+    hook = {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/dr-1", "patientId": "p-1"}}  # fmt: skip
+    with jwks_server() as ehr:
+        cds_auth.configure(
+            session,
+            clinic_id=key.clinic_id,
+            issuer=ISSUER,
+            jwks_url=ehr.jwks_url,
+            actor=audit_service.Actor.cli(),
+            now=NOW,
+        )
+        _tamper(session, ruleset.sha256)
+        advised = client.post(f"/cds-services/{service}", json=hook, headers=ehr.headers(service))
+    _assert_problem(advised)  # documented: the response check validates it
+    _assert_audited(session, ruleset.sha256, "/cds-services/{service_id}")
