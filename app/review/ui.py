@@ -11,10 +11,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.account.auth import WebUserDep, is_valid_form
-from app.context import ClockDep, KeyRingDep, RequestIdDep, RulesetDep, SessionDep
+from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep
 from app.html import forbidden, render
 from app.review import pages
 from app.review.schemas import SignOffForm
+from app.rulepack.active import clinic_ruleset
 
 router = APIRouter(prefix="/review", include_in_schema=False)
 FilterQuery = Annotated[str, Query(max_length=100)]
@@ -33,7 +34,6 @@ def review_queue(
     web_user: WebUserDep,
     session: SessionDep,
     keyring: KeyRingDep,
-    ruleset: RulesetDep,
     clock: ClockDep,
     request_id: RequestIdDep,
     decision: FilterQuery = "",
@@ -45,6 +45,7 @@ def review_queue(
     q: FilterQuery = "",
 ) -> Response:
     """The review queue: exclusions first, then oldest first; filters and search as GET forms."""
+    ruleset = clinic_ruleset(request, session, web_user.principal.clinic_id)  # its rule filter
     filters = pages.filters_of(ruleset, decision, rule, status, page, q)
     notice = pages.signed_notice(session, keyring, web_user, signed, showing="") if signed else ""
     outcome = pages.queue_page(
@@ -68,7 +69,6 @@ def review_detail(
     web_user: WebUserDep,
     session: SessionDep,
     keyring: KeyRingDep,
-    ruleset: RulesetDep,
     request_id: RequestIdDep,
     decision: FilterQuery = "",
     rule: FilterQuery = "",
@@ -82,7 +82,13 @@ def review_detail(
         keyring=keyring,
         web_user=web_user,
         screening_id=screening_id,
-        filters=pages.filters_of(ruleset, decision, rule, status, search=q),
+        filters=pages.filters_of(
+            clinic_ruleset(request, session, web_user.principal.clinic_id),
+            decision,
+            rule,
+            status,
+            search=q,
+        ),
         request_id=request_id,
         signed=signed,
     )
@@ -97,7 +103,6 @@ def sign_off(
     web_user: WebUserDep,
     session: SessionDep,
     keyring: KeyRingDep,
-    ruleset: RulesetDep,
     clock: ClockDep,
     request_id: RequestIdDep,
 ) -> Response:
@@ -107,7 +112,7 @@ def sign_off(
     outcome = pages.sign_off(
         session,
         keyring=keyring,
-        ruleset=ruleset,
+        ruleset=clinic_ruleset(request, session, web_user.principal.clinic_id),
         web_user=web_user,
         screening_id=screening_id,
         form=form,

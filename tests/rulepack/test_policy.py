@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +30,7 @@ from tests.form.support import (
     make_form_clinic,
     stored_screenings,
 )
+from tests.review.seed import https_client, seed_queue, sign_in
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 QUESTIONNAIRE = "ketamine-infusion-candidacy"
@@ -212,3 +214,19 @@ def test_a_clinic_created_after_startup_is_pinned_at_the_next_start(
     assert policy.adopt_unpinned(session, default=ruleset, now=NOW) >= 1
     assert session.get_one(Clinic, key.clinic_id).rule_pack_sha256 == ruleset.sha256
     assert [a.kind for a in policy.history(session, clinic_id=key.clinic_id)] == ["adopted"]
+
+
+def test_the_review_queue_filters_by_the_rules_of_the_clinics_pack(
+    app: FastAPI, session: Session, ruleset: Ruleset, clock: FixedClock
+) -> None:
+    seeded = seed_queue(session, ruleset=ruleset, now=clock.now())
+    v1 = load_ruleset(RULES / "ketamine-infusion-v1")
+    publish(session, seeded.clinic_id, RULES / "ketamine-infusion-v1")
+    with https_client(app) as client:
+        sign_in(client, seeded.physician)
+        queue = client.get("/review")
+    assert queue.status_code == 200, queue.text
+    offered = set(re.findall(r'<option value="([a-z0-9_]+)"', queue.text))
+    rule_ids = {rule.id for rule in v1.rules}
+    assert rule_ids <= offered
+    assert "aneurysm_avm_or_brain_bleed" not in offered  # a v2 rule: not this clinic's policy
