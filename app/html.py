@@ -261,17 +261,6 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(family, _page_errors_or(app.exception_handlers[family]))
 
 
-def is_same_origin(request: Request) -> bool:
-    """Whether a form POST comes from one of our own pages (Sec-Fetch-Site, then Origin)."""
-    fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site is not None and fetch_site not in {"same-origin", "none"}:
-        return False
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # older browsers and non-browser clients: the CSRF token still applies
-    return urlsplit(origin).netloc == request.headers.get("host", "")
-
-
 def forbidden(request: Request) -> Response:
     """The page shown when a form fails the CSRF or origin check (nothing was changed)."""
     return render(request, "forbidden.html", {}, status_code=403)

@@ -1,6 +1,7 @@
 """Web-user auth: browser sessions and personal tokens of physicians, and their dependencies."""
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -14,7 +15,7 @@ from app.apikey.auth import bearer
 from app.audit import denials
 from app.context import Clock, ClockDep, SessionDep, context_of, note_clinic
 from app.errors import Forbidden, Unauthorized
-from app.html import PasswordChangeRequired, SignInRequired, is_same_origin
+from app.html import PasswordChangeRequired, SignInRequired
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -31,6 +32,27 @@ def session_cookie(request: Request) -> tuple[str, bool]:
         return ("__Host-session", True)
     is_plain_loopback = request.url.scheme == "http" and request.url.hostname in _LOOPBACK
     return ("session", False) if is_plain_loopback else ("__Host-session", True)
+
+
+def is_same_origin(request: Request) -> bool:
+    """Whether a form POST comes from one of our own pages (Sec-Fetch-Site, then Origin).
+
+    Our origin is ``SCREENING_PUBLIC_BASE_URL``'s scheme and host when it is set (always in
+    production: behind a proxy the ``Host`` header may name the upstream, and a caller
+    controls it); only without the setting (dev, test) is it the request's ``Host``.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in {"same-origin", "none"}:
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # older browsers and non-browser clients: the CSRF token still applies
+    sent = urlsplit(origin)
+    public = context_of(request).settings.public_base_url
+    if public is not None:
+        ours = urlsplit(public)
+        return (sent.scheme, sent.netloc) == (ours.scheme, ours.netloc)
+    return sent.netloc == request.headers.get("host", "")
 
 
 def is_valid_form(request: Request, web_user: sessions.WebUser, csrf_token: str | None) -> bool:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.account import sessions
-from app.account.auth import SignedInDep, is_valid_form, session_cookie
+from app.account.auth import SignedInDep, is_same_origin, is_valid_form, session_cookie
 from app.account.schemas import ChangePasswordForm, SignInForm, SignOutForm
 from app.account.throttle import Busy, SourceThrottle, seconds_until
 from app.apikey.auth import forget_credentials
@@ -16,7 +16,6 @@ from app.errors import ValidationFailed
 from app.html import (
     CHANGE_PASSWORD_PATH,
     forbidden,
-    is_same_origin,
     render,
     safe_next,
 )

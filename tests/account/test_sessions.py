@@ -8,12 +8,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.account import service as account_service
 from app.audit import service as audit_service
 from app.db.models import AuditEvent, UserAccount, WebSession
 from app.engine import Ruleset
+from app.main import create_app
+from tests.conftest import make_settings
 from tests.factories import KEYRING, FixedClock
 from tests.review.seed import PASSWORD, csrf_of, https_client, seed_queue, sign_in
 
@@ -291,3 +293,21 @@ class TestPages:
             )
         assert response.status_code == 403
         assert "set-cookie" not in response.headers
+
+
+def test_behind_a_proxy_the_origin_is_the_public_url_not_the_host_header(
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    session: Session,
+    ruleset: Ruleset,
+    clock: FixedClock,
+) -> None:
+    settings = make_settings(database_url, public_base_url="https://clinic.example")
+    app = create_app(settings, sessionmaker=session_factory, clock=clock, ruleset=ruleset)
+    seeded = seed_queue(session, ruleset=ruleset, now=clock.now())
+    body = {"email": seeded.physician, "password": PASSWORD, "code": "", "next": "/review"}
+    with https_client(app, base_url="https://upstream:8000") as client:  # the proxy's Host
+        forged = client.post("/sign-in", data=body, headers={"Origin": "https://upstream:8000"})
+        plain = client.post("/sign-in", data=body, headers={"Origin": "http://clinic.example"})
+        ours = client.post("/sign-in", data=body, headers={"Origin": "https://clinic.example"})
+    assert (forged.status_code, plain.status_code, ours.status_code) == (403, 403, 303)
