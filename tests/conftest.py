@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import migrate
@@ -25,6 +25,7 @@ from app.db.engine import make_engine, make_sessionmaker
 from app.engine import Ruleset
 from app.main import create_app, load_checked_ruleset
 from app.settings import Settings, default_rules_path
+from tests.databases import create_postgres_database, drop_postgres_database
 from tests.factories import AUDIT_KEY, DATA_KEY, FixedClock
 from tests.openapi_check import ResponseCheck
 
@@ -53,23 +54,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def _create_postgres_database(name: str) -> str:
-    """(Re)create an empty database beside the test one; return its URL."""
-    if "test" not in name and "scratch" not in name:
-        pytest.fail(f"refusing to recreate {name!r}: the test database name must contain 'test'")
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _admin(*statements: str) -> None:
-    admin = create_engine(make_url(POSTGRES_URL).set(database="postgres"),
-                          isolation_level="AUTOCOMMIT")  # fmt: skip
-    with admin.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    admin.dispose()
-
-
 @pytest.fixture
 def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database that tests may commit to (migrations, real servers)."""
@@ -77,9 +61,9 @@ def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
     name = f"screening_scratch_{uuid.uuid4().hex[:12]}"
-    url = _create_postgres_database(name)
+    url = create_postgres_database(POSTGRES_URL, name)
     yield url
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_postgres_database(POSTGRES_URL, name)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +74,7 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     else:
         name = make_url(POSTGRES_URL).database or "screening_test"
         worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # each xdist worker: its own database
-        url = _create_postgres_database(f"{name}_{worker}" if worker else name)
+        url = create_postgres_database(POSTGRES_URL, f"{name}_{worker}" if worker else name)
     migrate.upgrade(migrate.make_config(database_url=url))
     return url
 
@@ -134,11 +118,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="session")
 def openapi_document(database_url: str, ruleset: Ruleset) -> dict[str, Any]:
-    """The OpenAPI document of an app with the test settings, built once per backend.
-
-    Building it is most of an API test's cost; every ``app`` of these settings has the same
-    routes and so the same document (``test_openapi.py`` checks a freshly built one).
-    """
+    """The document of every ``app`` of the test settings, built once (most of a test's cost)."""
     return create_app(make_settings(database_url), ruleset=ruleset).openapi()
 
 

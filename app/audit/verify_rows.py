@@ -269,31 +269,33 @@ def check_unreferenced(session: Session) -> None:
     """Raise ChainBroken for stored rows no event vouches for (after a complete walk).
 
     Every stored rule pack must hash to its sha256 (packs stored before they were audited
-    too), and there must be no more review rows than successful ``review.recorded`` events.
-    Reviews are counted before their events, and every event is counted (not only up to the
-    head verified): a review and its event commit together, so a review committed while
-    verify runs never looks unrecorded.
+    too), and there must be no more review rows than successful ``review.recorded`` events,
+    nor screening rows than successful ``screening.created`` events (a forged screening that
+    no event names). Rows are counted before their events, and every event is counted (not
+    only up to the head verified): a row and its event commit together, so a row committed
+    while verify runs never looks unrecorded.
     """
     for sha256, content in session.execute(select(RulePack.sha256, RulePack.content)):
         if hashlib.sha256(content.encode("utf-8")).hexdigest() != sha256:
             raise ChainBroken(
                 None, f"rule pack {sha256}: stored content does not hash to its sha256 (altered)"
             )
-    reviews = session.scalar(select(func.count()).select_from(Review)) or 0
-    recorded = (
-        session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(
-                AuditEvent.action == "review.recorded",
-                type_coerce(AuditEvent.outcome, String) == "success",
+    for table, action in ((Review, "review.recorded"), (Screening, "screening.created")):
+        rows = session.scalar(select(func.count()).select_from(table)) or 0
+        recorded = (
+            session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(
+                    AuditEvent.action == action,
+                    type_coerce(AuditEvent.outcome, String) == "success",
+                )
             )
+            or 0
         )
-        or 0
-    )
-    if reviews > recorded:
-        raise ChainBroken(
-            None,
-            f"{reviews - recorded} review row(s) have no review.recorded event "
-            "(inserted outside the service)",
-        )
+        if rows > recorded:
+            raise ChainBroken(
+                None,
+                f"{rows - recorded} {table.__tablename__} row(s) have no {action} event "
+                "(inserted outside the service)",
+            )

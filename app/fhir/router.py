@@ -127,7 +127,7 @@ def get_capability_statement(request: Request) -> Response:
 def get_fhir_questionnaire(
     request: Request,
     questionnaire_id: str,
-    _client: ClinicClient,
+    client: ClinicClient,
     unit: UnitDep,
     version: Annotated[
         str | None, Query(max_length=64, description="The pack sha256 (or active version).")
@@ -135,7 +135,7 @@ def get_fhir_questionnaire(
 ) -> Response:
     """The active questionnaire (or a stored version by sha256) with enableWhenExpression."""
     with unit.session() as session:
-        active = clinic_ruleset(request, session, _client.clinic_id)  # the clinic's policy
+        active = clinic_ruleset(request, session, client.clinic_id)  # the clinic's policy
         ruleset = fhir_service.find_ruleset(session, active=active, version=version)
     return _fhir(
         fhir_service.export_questionnaire(

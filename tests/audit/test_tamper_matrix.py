@@ -110,6 +110,18 @@ def _forge_review(session: Session, world: World) -> None:
     )  # fmt: skip
 
 
+def _forge_screening(session: Session, world: World) -> None:
+    """A copy of the screening under a new id, inserted with SQL: no event names it."""
+    _sql(
+        session,
+        "INSERT INTO screening (id, clinic_id, created_at, as_of_date, decision, has_exclude, "
+        "rule_pack_sha256, source, key_id, subject_ct, answers_ct, result_ct) SELECT :new, "
+        "clinic_id, created_at, as_of_date, 'candidate', false, rule_pack_sha256, source, "
+        "key_id, subject_ct, answers_ct, result_ct FROM screening WHERE id = :id",
+        new=uuid.uuid4(), id=world.screening_id,
+    )  # fmt: skip
+
+
 def _edit_pack(session: Session, world: World) -> None:
     tamper_rule_pack(session, world.pack_sha256, '"Heart failure"', '"Heart trouble (minor)"')
 
@@ -145,6 +157,11 @@ CASES: dict[str, tuple[Callable[[Session, World], None], str, str | None]] = {
     "screening.subject_ct": (_flip("screening", "subject_ct"), "does not decrypt", "screening"),
     "screening.answers_ct": (_flip("screening", "answers_ct"), "does not decrypt", "screening"),
     "screening.result_ct": (_flip("screening", "result_ct"), "does not decrypt", "screening"),
+    "screening.forged": (
+        _forge_screening,
+        "screening row(s) have no screening.created event",
+        None,
+    ),
     # screening_flag: edited, deleted, added
     "screening_flag.status": (
         _flag(

@@ -2,12 +2,13 @@
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from app import crypto
@@ -15,7 +16,7 @@ from app.audit import canonical
 from app.audit import verify as audit_verify
 from app.audit.checkpoint import Checkpoint, make_checkpoint
 from app.audit.service import HASHED_COLUMNS, hashed_fields
-from app.db.models import AuditEvent
+from app.db.models import AuditEvent, Screening, ScreeningFlag
 from app.screening import store
 from tests.audit import factories
 from tests.audit.factories import KEYRING, build_chain, disable_audit_triggers, head_seq
@@ -156,9 +157,17 @@ class TestCheckpoint:
         build_chain(session)
         cp = make_checkpoint(session, key=AUDIT_KEY)
         disable_audit_triggers(session)
+        cut_off = session.execute(text(
+            "SELECT target_id FROM audit_event WHERE seq > 9 AND action = 'screening.created'"
+        )).scalars().all()  # fmt: skip
         session.execute(text("DELETE FROM audit_event WHERE seq > 9"))
         last = session.execute(text("SELECT hash FROM audit_event WHERE seq = 9")).scalar()
         session.execute(text("UPDATE audit_head SET seq = 9, hash = :h"), {"h": last})
+        assert "no screening.created event" in (_verify(session).problem or "")  # its row stays
+        for target_id in cut_off:  # a thorough attacker deletes those screenings too
+            gone = uuid.UUID(target_id)
+            session.execute(delete(ScreeningFlag).where(ScreeningFlag.screening_id == gone))
+            session.execute(delete(Screening).where(Screening.id == gone))
         assert _verify(session).ok  # without the checkpoint the shorter chain is valid
         report = _verify(session, checkpoint=cp, checkpoint_key=AUDIT_KEY)
         assert (report.ok, report.first_bad_seq) == (False, 10)

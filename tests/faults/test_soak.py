@@ -4,9 +4,10 @@ The bench itself starts a production-configured server process and sends the mix
 (writes, reads, lists, form pages, review pages); this test runs it as an operator would,
 for 60 s at a modest fixed rate, with thresholds meant for a short run on a loaded 2-core
 machine: RSS growth under 25 % after a 15 s warm-up, no descriptor or connection leak
-between the first and last 20 s, a last p99 within 3x the first (or under 2 s), and no 5xx
-or transport error; `screening audit verify` passes at the end. The 20-minute soak with the
-issue's own thresholds is `python bench/soak.py` (bench/README.md).
+between the first and last 20 s (a slack of 5 connections: the pool grows lazily), a last
+p99 within 3x the first (or under 2 s), and no 5xx or transport error; `screening audit
+verify` passes at the end. The 20-minute soak with the issue's own thresholds is
+`python bench/soak.py` (bench/README.md).
 """
 
 import json
@@ -19,8 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CI_RUN = [
     "--duration", "60", "--warmup", "15", "--window", "20", "--rate", "10",
     "--sample-every", "2", "--max-rss-growth", "0.25", "--max-p99-ratio", "3",
-    "--p99-floor-ms", "2000", "--connection-slack", "2",
+    "--p99-floor-ms", "2000", "--connection-slack", "5",
 ]  # fmt: skip
+# The server's pool opens connections lazily, up to 20 on PostgreSQL: on a loaded machine a
+# slow minute opens a few more, which is not a leak; a leak of one per request (600 requests
+# here) is far beyond a slack of 5.
 
 
 def test_sixty_second_soak_leaks_nothing(empty_database_url: str, tmp_path: Path) -> None:
