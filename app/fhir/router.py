@@ -23,6 +23,7 @@ from app.fhir import response
 from app.fhir import service as fhir_service
 from app.responses import INVALID
 from app.rulepack import integrity as rulepack_integrity
+from app.rulepack import translation as rulepack_translation
 from app.rulepack.active import active_ruleset, clinic_ruleset
 
 FHIR_JSON = fhir_service.FHIR_JSON
@@ -137,11 +138,14 @@ def get_fhir_questionnaire(
     with unit.session() as session:
         active = clinic_ruleset(request, session, client.clinic_id)  # the clinic's policy
         ruleset = fhir_service.find_ruleset(session, active=active, version=version)
+        # The pack's own stored translations, else the default pack's (a translation shows
+        # only while its English source is unchanged, as on the patient form).
+        catalogues = rulepack_translation.load(session, sha256=ruleset.sha256)
     return _fhir(
         fhir_service.export_questionnaire(
             ruleset,
             questionnaire_id=questionnaire_id,
-            catalogues=_catalogues(request),
+            catalogues=catalogues or _catalogues(request),
             base_url=_base_url(request),
         )
     )

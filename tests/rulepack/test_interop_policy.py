@@ -5,6 +5,7 @@ the same decision for a QuestionnaireResponse or a prefetched EHR form as for
 ``POST /v1/screenings``; a clinic on the default pack gets the default's decision.
 """
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from app.engine import Ruleset, load_ruleset
 from tests.cds.support import ISSUER, Signer, jwks_server
 from tests.factories import NOW, auth, make_key
 from tests.fhir.support import response
-from tests.rulepack.test_policy import SYSTOLIC_152, publish, stricter_dir
+from tests.rulepack.test_policy import RULES, SYSTOLIC_152, publish, stricter_dir
 
 __all__ = ["stricter_dir"]  # the module fixture, reused
 
@@ -112,3 +113,21 @@ def test_a_stored_screening_card_names_the_pack_it_was_decided_with(
     assert card["indicator"] == "warning"  # needs_review, as it was decided and stored
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "cds.advised")).one()
     assert event.ruleset_sha256 == ruleset.sha256
+
+
+def test_the_fhir_questionnaire_speaks_the_translations_stored_with_the_clinics_pack(
+    client: TestClient, session: Session, tmp_path: Path, stricter_dir: Path
+) -> None:
+    pack = tmp_path / "reworded"  # its own content hash, so its own stored translations
+    shutil.copytree(stricter_dir, pack)
+    spanish = pack / "translations" / "es.yaml"
+    spanish.write_text(spanish.read_text().replace("insuficiencia cardíaca?", "FALLO CARDIACO?"))
+    key = make_key(session)
+    publish(session, key.clinic_id, pack)  # stores the pack's own catalogues beside it
+    exported = client.get("/fhir/Questionnaire/ketamine-infusion-candidacy", headers=auth(key))
+    assert exported.status_code == 200, exported.text
+    assert "FALLO CARDIACO?" in exported.text  # not the server's default wording
+    other = client.get("/fhir/Questionnaire/ketamine-infusion-candidacy",
+                       headers=auth(make_key(session)))  # fmt: skip
+    assert "FALLO CARDIACO?" not in other.text
+    assert "insuficiencia cardíaca?" in other.text
