@@ -1,4 +1,5 @@
-"""A JSON Web Key Set served on localhost, and JWTs as a CDS client (an EHR) signs them."""
+"""A JSON Web Key Set served on localhost, JWTs as a CDS client (an EHR) signs them, and the
+clinic setting that trusts that EHR."""
 
 import json
 import threading
@@ -12,7 +13,10 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from sqlalchemy.orm import Session
 
+from app.audit import service as audit_service
+from app.cds import auth as cds_auth
 from tests.factories import NOW
 
 ISSUER = "https://ehr.example.test"
@@ -76,3 +80,10 @@ def jwks_server() -> Iterator[Signer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def trust(session: Session, clinic_id: Any, ehr: Signer) -> None:
+    """Configure ``ehr`` as the CDS client of the clinic (its issuer and JWKS URL)."""
+    cds_auth.configure(session, clinic_id=clinic_id, issuer=ISSUER, jwks_url=ehr.jwks_url,
+                       actor=audit_service.Actor.cli(), now=NOW)  # fmt: skip
+    session.flush()

@@ -20,7 +20,7 @@ from app.db.models import AuditEvent, AuditOutcome, Clinic
 from app.engine import Ruleset
 from app.errors import NotFound, ValidationFailed
 from tests.cds import spec
-from tests.cds.support import ISSUER, Signer, jwks_server
+from tests.cds.support import ISSUER, Signer, jwks_server, trust
 from tests.factories import CANDIDATE_ANSWERS, NOW, auth, make_key
 from tests.fhir.support import response
 from tests.review.seed import make_user
@@ -42,15 +42,7 @@ def ehr() -> Iterator[Signer]:
 def clinic(session: Session, ehr: Signer) -> dict[str, str]:
     """An API key's clinic with the EHR configured as its CDS client."""
     key = make_key(session)
-    cds_auth.configure(
-        session,
-        clinic_id=key.clinic_id,
-        issuer=ISSUER,
-        jwks_url=ehr.jwks_url,
-        actor=audit_service.Actor.cli(),
-        now=NOW,
-    )
-    session.flush()
+    trust(session, key.clinic_id, ehr)
     return auth(key)
 
 

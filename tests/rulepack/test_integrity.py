@@ -13,15 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import service as audit_service
 from app.audit.verify import verify_chain
-from app.cds import auth as cds_auth
 from app.db.models import AuditEvent
 from app.engine import Ruleset
 from app.errors import PROBLEM_TYPE_PREFIX
 from app.rulepack import policy as rulepack_policy
 from tests.audit.factories import tamper_rule_pack
-from tests.cds.support import ISSUER, jwks_server
+from tests.cds.support import jwks_server, trust
 from tests.factories import CANDIDATE_ANSWERS, NOW, FixedClock, auth, make_key
 from tests.fhir import support as fhir_support
 from tests.form.support import make_form_clinic
@@ -201,14 +199,7 @@ def test_cds_refuses_an_altered_pack(
     hook = {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
             "context": {"userId": "Practitioner/dr-1", "patientId": "p-1"}}  # fmt: skip
     with jwks_server() as ehr:
-        cds_auth.configure(
-            session,
-            clinic_id=key.clinic_id,
-            issuer=ISSUER,
-            jwks_url=ehr.jwks_url,
-            actor=audit_service.Actor.cli(),
-            now=NOW,
-        )
+        trust(session, key.clinic_id, ehr)
         _tamper(session, ruleset.sha256)
         advised = client.post(f"/cds-services/{service}", json=hook, headers=ehr.headers(service))
     _assert_problem(advised)  # documented: the response check validates it

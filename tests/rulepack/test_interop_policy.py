@@ -15,14 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import service as audit_service
-from app.cds import auth as cds_auth
 from app.db.models import AuditEvent
 from app.engine import Ruleset, load_ruleset
-from tests.cds.support import ISSUER, Signer, jwks_server
-from tests.factories import NOW, auth, make_key
+from tests.cds.support import Signer, jwks_server, trust
+from tests.factories import auth, make_key
 from tests.fhir.support import response
-from tests.rulepack.test_policy import RULES, SYSTOLIC_152, publish, stricter_dir
+from tests.rulepack.test_policy import SYSTOLIC_152, publish, stricter_dir
 
 __all__ = ["stricter_dir"]  # the module fixture, reused
 
@@ -59,12 +57,6 @@ def test_a_questionnaire_response_is_decided_with_the_clinics_pack(
     assert fetched.json()["version"] == stricter.sha256
 
 
-def _configure(session: Session, clinic_id: Any, ehr: Signer) -> None:
-    cds_auth.configure(session, clinic_id=clinic_id, issuer=ISSUER, jwks_url=ehr.jwks_url,
-                       actor=audit_service.Actor.cli(), now=NOW)  # fmt: skip
-    session.flush()
-
-
 def _hook(ruleset: Ruleset) -> dict[str, Any]:
     answered = response(ruleset, SYSTOLIC_152, reference="Patient/p-1")
     bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": answered}]}
@@ -85,7 +77,7 @@ def test_a_prefetched_ehr_form_is_advised_with_the_clinics_pack(
 ) -> None:
     strict = make_key(session)
     publish(session, strict.clinic_id, stricter_dir)
-    _configure(session, strict.clinic_id, ehr)
+    trust(session, strict.clinic_id, ehr)
     advised = client.post(f"/cds-services/{BOOKING}", json=_hook(ruleset),
                           headers=ehr.headers(BOOKING))  # fmt: skip
     assert advised.status_code == 200, advised.text
@@ -99,7 +91,7 @@ def test_a_stored_screening_card_names_the_pack_it_was_decided_with(
     client: TestClient, session: Session, ruleset: Ruleset, stricter_dir: Path, ehr: Signer
 ) -> None:
     key = make_key(session)
-    _configure(session, key.clinic_id, ehr)
+    trust(session, key.clinic_id, ehr)
     body = {"questionnaire": "ketamine-infusion-candidacy", "answers": SYSTOLIC_152,
             "subject": {"reference": "Patient/p-1"}}  # fmt: skip
     created = client.post("/v1/screenings", json=body, headers=auth(key))
