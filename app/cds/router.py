@@ -21,7 +21,7 @@ from app.responses import (
     problem_doc,
     problem_example,
 )
-from app.rulepack.active import clinic_ruleset
+from app.rulepack.active import active_ruleset_in
 
 router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
 _UNAUTHORIZED = {
@@ -79,7 +79,7 @@ def call_cds_service(
     with unit.session() as session:
         caller = cds_auth.authenticate(session, **_credentials(request, service_id))
         advice = cds_service.Advice(
-            clinic_ruleset(request, session, caller.clinic_id),  # the clinic's policy
+            active_ruleset_in(request, session, caller.clinic_id),  # the clinic's policy
             context.keyring,
             _base_url(request),
             context.clock.today(),

@@ -97,7 +97,7 @@ def rotate_batch(
     keyring: crypto.KeyRing,
     table: str,
     batch_size: int,
-    actor: audit_service.Actor | None = None,
+    actor: audit_service.Actor,
 ) -> int:
     """Re-encrypt up to ``batch_size`` rows of ``table`` under the newest key (never commits).
 
@@ -106,7 +106,7 @@ def rotate_batch(
         keyring: Must hold every key the rows use; its last key is the target.
         table: One of `TABLES`.
         batch_size: Rows per batch.
-        actor: Who rotates (the CLI's ``--actor``); the generic CLI actor when omitted.
+        actor: Who rotates (the CLI's ``--actor``).
 
     Returns:
         The number of rows re-encrypted; 0 when the table is fully rotated.
@@ -120,7 +120,7 @@ def rotate_batch(
         audit_service.append(
             session,
             action="data_key.rotated",
-            actor=actor or audit_service.Actor.cli(),
+            actor=actor,
             clinic_id=None,
             target_type=table,
             detail={"rows": count, "key_id": keyring.current_kid},

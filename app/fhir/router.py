@@ -24,7 +24,7 @@ from app.fhir import service as fhir_service
 from app.responses import INVALID
 from app.rulepack import integrity as rulepack_integrity
 from app.rulepack import translation as rulepack_translation
-from app.rulepack.active import active_ruleset, clinic_ruleset
+from app.rulepack.active import active_ruleset, active_ruleset_in
 
 FHIR_JSON = fhir_service.FHIR_JSON
 
@@ -136,7 +136,7 @@ def get_fhir_questionnaire(
 ) -> Response:
     """The active questionnaire (or a stored version by sha256) with enableWhenExpression."""
     with unit.session() as session:
-        active = clinic_ruleset(request, session, client.clinic_id)  # the clinic's policy
+        active = active_ruleset_in(request, session, client.clinic_id)  # the clinic's policy
         ruleset = fhir_service.find_ruleset(session, active=active, version=version)
         # The pack's own stored translations, else the default pack's (a translation shows
         # only while its English source is unchanged, as on the patient form).

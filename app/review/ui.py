@@ -15,7 +15,7 @@ from app.context import ClockDep, KeyRingDep, RequestIdDep, SessionDep
 from app.html import forbidden, render
 from app.review import pages
 from app.review.schemas import SignOffForm
-from app.rulepack.active import clinic_ruleset
+from app.rulepack.active import active_ruleset_in
 
 router = APIRouter(prefix="/review", include_in_schema=False)
 FilterQuery = Annotated[str, Query(max_length=100)]
@@ -45,7 +45,7 @@ def review_queue(
     q: FilterQuery = "",
 ) -> Response:
     """The review queue: exclusions first, then oldest first; filters and search as GET forms."""
-    ruleset = clinic_ruleset(request, session, web_user.principal.clinic_id)  # its rule filter
+    ruleset = active_ruleset_in(request, session, web_user.principal.clinic_id)  # its rule filter
     filters = pages.filters_of(ruleset, decision, rule, status, page, q)
     notice = pages.signed_notice(session, keyring, web_user, signed, showing="") if signed else ""
     outcome = pages.queue_page(
@@ -83,7 +83,7 @@ def review_detail(
         web_user=web_user,
         screening_id=screening_id,
         filters=pages.filters_of(
-            clinic_ruleset(request, session, web_user.principal.clinic_id),
+            active_ruleset_in(request, session, web_user.principal.clinic_id),
             decision,
             rule,
             status,
@@ -112,7 +112,7 @@ def sign_off(
     outcome = pages.sign_off(
         session,
         keyring=keyring,
-        ruleset=clinic_ruleset(request, session, web_user.principal.clinic_id),
+        ruleset=active_ruleset_in(request, session, web_user.principal.clinic_id),
         web_user=web_user,
         screening_id=screening_id,
         form=form,

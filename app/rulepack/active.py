@@ -1,7 +1,8 @@
 """The clinic's active rule pack for a request: ``active_ruleset``, ``ActiveRulesetDep``.
 
-The hot endpoints call ``active_ruleset`` with the client they authenticated;
-``clinic_ruleset`` reads in the request's own session, uncached (for pinning an invitation).
+The hot endpoints call ``active_ruleset`` with the client they authenticated; routes that
+hold a session call ``active_ruleset_in``; ``clinic_ruleset`` reads in the request's own
+session, uncached (for pinning an invitation).
 Both per-process caches are components of the ``AppContext``: ``ActivePackCache`` (clinic →
 active pack, 5 s) and the stored-pack ``RulesetCache`` (the one of ``stored_ruleset``).
 """
@@ -43,12 +44,23 @@ def clinic_ruleset(request: Request, session: Session, clinic_id: uuid.UUID) -> 
     )
 
 
+def active_ruleset_in(request: Request, session: Session, clinic_id: uuid.UUID) -> Ruleset:
+    """The clinic's active pack from the per-process cache, else read in ``session`` and cached.
+
+    For synchronous routes that already hold a session (FHIR, CDS Hooks, review pages); the
+    hot endpoints use ``active_ruleset``, which opens a session only on a miss.
+    """
+    packs = active_packs(context_of(request))
+    found = packs.get(clinic_id)
+    if found is None:
+        found = clinic_ruleset(request, session, clinic_id)
+        packs.put(clinic_id, found)
+    return found
+
+
 def _load_active_ruleset(request: Request, clinic_id: uuid.UUID) -> Ruleset:
-    context = context_of(request)
-    with context.unit.session() as session:
-        ruleset = clinic_ruleset(request, session, clinic_id)
-    active_packs(context).put(clinic_id, ruleset)
-    return ruleset
+    with context_of(request).unit.session() as session:
+        return active_ruleset_in(request, session, clinic_id)
 
 
 async def active_ruleset(request: Request, clinic_id: uuid.UUID) -> Ruleset:

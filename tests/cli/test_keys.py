@@ -29,14 +29,14 @@ ONLY_NEW = crypto.KeyRing.parse(SPEC_2)
 BOTH = crypto.KeyRing.parse(f"{SPEC_1},{SPEC_2}")
 
 
-def _populate(url: str) -> None:
+def _populate(url: str, rows: int = ROWS) -> None:
     migrate.upgrade(migrate.make_config(database_url=url))
     engine = make_engine(url)
     with session_scope(make_sessionmaker(engine)) as session:
         clinic = make_clinic(session)
         make_rule_pack(session)
         old = crypto.KeyRing.parse(SPEC_1)
-        for _ in range(ROWS):
+        for _ in range(rows):
             make_screening(session, clinic=clinic, keyring=old)
     engine.dispose()
 
@@ -197,15 +197,11 @@ def test_rotate_records_the_operator_in_the_audit_trail(
     invoke: Invoke, empty_database_url: str
 ) -> None:
     url = empty_database_url
-    migrate.upgrade(migrate.make_config(database_url=url))
-    engine = make_engine(url)
-    with session_scope(make_sessionmaker(engine)) as session:
-        clinic = make_clinic(session)
-        make_rule_pack(session)
-        make_screening(session, clinic=clinic, keyring=crypto.KeyRing.parse(SPEC_1))
+    _populate(url, rows=1)
     env = {"SCREENING_DATABASE_URL": url, "SCREENING_DATA_KEY": f"{SPEC_1},{SPEC_2}"}
     result = invoke("keys", "rotate", "--actor", "ops-alice", env=env)
     assert result.exit_code == 0, result.output
+    engine = make_engine(url)
     with session_scope(make_sessionmaker(engine)) as session:
         actors = session.execute(
             select(AuditEvent.actor_type, AuditEvent.actor_id).where(
